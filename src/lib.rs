@@ -1,0 +1,11 @@
+//! fhir-salesforce-proxy: lets EHRs and interface engines book appointments in Salesforce Health
+//! Cloud by speaking plain FHIR R4.
+//!
+//! A request flows `http` → `fhir` (parse, R4 rules) → `mapping` (pure: Appointment → Book
+//! Appointment request) → `salesforce` (token cache, API call) → `mapping` (outcome → Appointment)
+//! → `http` (FHIR answer). Every failure becomes one [`error::ProxyError`] whose single `match`
+//! decides the HTTP status and OperationOutcome issue code.
+
+pub mod fhir;
+pub mod salesforce;
+pub mod sandbox;

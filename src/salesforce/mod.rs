@@ -1,0 +1,5 @@
+//! The Salesforce side: wire types of the Appointment Management API, record ids, the OAuth token
+//! cache and the API client. Knows nothing of FHIR.
+
+pub mod id;
+pub mod wire;
