@@ -6,6 +6,9 @@
 //! → `http` (FHIR answer). Every failure becomes one [`error::ProxyError`] whose single `match`
 //! decides the HTTP status and OperationOutcome issue code.
 
+pub mod config;
+pub mod error;
 pub mod fhir;
+pub mod mapping;
 pub mod salesforce;
 pub mod sandbox;

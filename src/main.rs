@@ -1,1 +1,192 @@
-fn main() {}
+//! The command line: `serve`, `demo`, `sandbox`, `translate`, `check-mapping`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings};
+use fhir_salesforce_proxy::fhir::format::Format;
+use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
+use fhir_salesforce_proxy::mapping::{EXAMPLE_MAPPING, Mapping};
+use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
+use fhir_salesforce_proxy::server::Application;
+use fhir_salesforce_proxy::telemetry::{self, LogFormat};
+use fhir_salesforce_proxy::translation::translate;
+
+/// Book Salesforce Health Cloud appointments with FHIR R4.
+#[derive(Parser)]
+#[command(name = "fhir-salesforce-proxy", version, about)]
+struct Cli {
+    /// Log line format (logs go to standard error).
+    #[arg(long, global = true, value_enum, default_value = "text", env = "FSP_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with a configuration file.
+    Serve {
+        /// The TOML configuration file (see examples/proxy.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the proxy against a built-in Salesforce sandbox with the example mapping: no
+    /// credentials, no network.
+    Demo {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run only the built-in Salesforce sandbox (not Salesforce), to test an integration against.
+    Sandbox {
+        /// Where the sandbox listens, e.g. 127.0.0.1:9090.
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Print the Book Appointment request an Appointment (JSON or XML) becomes, or the
+    /// OperationOutcome saying why it cannot (exit code 1).
+    Translate {
+        /// The Appointment file.
+        appointment: PathBuf,
+        /// The mapping file.
+        #[arg(long)]
+        mapping: PathBuf,
+    },
+    /// Load and check a mapping file.
+    CheckMapping {
+        /// The mapping file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Demo { listen } => demo(listen),
+        Command::Sandbox { listen } => run_sandbox(listen),
+        Command::Translate {
+            appointment,
+            mapping,
+        } => return translate_file(&appointment, &mapping),
+        Command::CheckMapping { file } => check_mapping(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(config: &Path) -> Result<(), String> {
+    let settings = Settings::load(config).map_err(|e| e.to_string())?;
+    let mapping = Mapping::load(&settings.mapping_file).map_err(|e| e.to_string())?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(&settings.server, settings.salesforce, mapping)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.server.listen))?;
+        tracing::info!(listen = %settings.server.listen, base = %settings.server.base_path, "proxy started");
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn demo(listen: SocketAddr) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let sandbox =
+            Sandbox::start(listener, SandboxSettings::default()).map_err(|e| e.to_string())?;
+        let token_url = sandbox.token_url().parse().map_err(|e| format!("{e}"))?;
+        let salesforce = SalesforceSettings::with_defaults(
+            token_url,
+            sandbox::DEFAULT_CLIENT_ID,
+            sandbox::DEFAULT_CLIENT_SECRET.into(),
+        );
+        let mapping = Mapping::from_toml(EXAMPLE_MAPPING, "mappings/example.toml (embedded)")
+            .map_err(|e| e.to_string())?;
+        let server = ServerSettings::with_defaults(listen);
+        let app = Application::build(&server, salesforce, mapping)
+            .map_err(|e| format!("cannot listen on {listen}: {e} (choose another with --listen)"))?;
+        println!(
+            "fhir-salesforce-proxy demo: FHIR endpoint http://{listen}/fhir, Salesforce sandbox \
+             (not Salesforce) at {}\n\nBook the example appointment:\n\n  curl -sS -X POST \
+             http://{listen}/fhir/Appointment -H 'Content-Type: application/fhir+json' \
+             --data-binary @examples/appointment.json\n\nStop with Ctrl-C.",
+            sandbox.base_url()
+        );
+        let result = app.run_until_stopped().await.map_err(|e| e.to_string());
+        sandbox.stop().await;
+        result
+    })
+}
+
+fn run_sandbox(listen: SocketAddr) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let listener =
+            TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        println!(
+            "Salesforce sandbox (not Salesforce) at http://{listen}\n  token URL: \
+             http://{listen}/services/oauth2/token (client credentials: {} / {})",
+            sandbox::DEFAULT_CLIENT_ID,
+            sandbox::DEFAULT_CLIENT_SECRET
+        );
+        sandbox::run(listener, SandboxSettings::default())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn translate_file(appointment: &Path, mapping: &Path) -> ExitCode {
+    let mapping = match Mapping::load(mapping) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let body = match std::fs::read(appointment) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", appointment.display());
+            return ExitCode::from(2);
+        }
+    };
+    // XML starts with `<` (after any byte-order mark or whitespace); everything else is JSON.
+    let format = match body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF)
+    {
+        Some(b'<') => Format::Xml,
+        _ => Format::Json,
+    };
+    match translate(&body, format, &mapping) {
+        Ok((_, request)) => {
+            println!("{}", serde_json::to_string_pretty(&request).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let decided = error.outcome();
+            let outcome = operation_outcome(&decided.issues);
+            let text = fhirbolt::json::to_string_pretty(&outcome, None).unwrap_or_default();
+            println!("{text}");
+            eprintln!("error: the appointment cannot be booked (HTTP {} from the proxy)", decided.status.as_u16());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_mapping(file: &Path) -> Result<(), String> {
+    let mapping = Mapping::load(file).map_err(|e| e.to_string())?;
+    println!(
+        "{}: OK ({} work type rules, {} id table entries, {} coded elements)",
+        file.display(),
+        mapping.work_type_rules.len(),
+        mapping.references.len() + mapping.identifiers.len(),
+        mapping.codes.len()
+    );
+    Ok(())
+}

@@ -5,3 +5,17 @@ pub mod format;
 pub mod outcome;
 pub mod parse;
 pub mod rules;
+
+/// The R4 AppointmentStatus codes (required binding). `noshow` has no hyphen.
+pub const APPOINTMENT_STATUSES: [&str; 10] = [
+    "proposed",
+    "pending",
+    "booked",
+    "arrived",
+    "fulfilled",
+    "cancelled",
+    "noshow",
+    "entered-in-error",
+    "checked-in",
+    "waitlist",
+];

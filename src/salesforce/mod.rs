@@ -3,3 +3,7 @@
 
 pub mod id;
 pub mod wire;
+pub mod client;
+pub mod token;
+
+pub use client::{SalesforceClient, SalesforceError};

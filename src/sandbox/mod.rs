@@ -1,1 +1,468 @@
-//! (in progress)
+//! A local stand-in for a Salesforce org, for the demo and the integration tests. **It is not
+//! Salesforce**: every response carries `X-Sandbox: fhir-salesforce-proxy sandbox - not
+//! Salesforce`, and `GET /` says so in plain text.
+//!
+//! It serves the two things the proxy calls (see `salesforce-api.md`):
+//! - `POST /services/oauth2/token`: the client-credentials grant (§3.3), answering like Salesforce:
+//!   no `expires_in`, `instance_url` pointing back at the sandbox.
+//! - `POST /services/data/vNN.N/connect/health/appointment-management/appointment` (NN.N ≥ 65.0):
+//!   Book Appointment (§1), checking the documented rules strictly (module `booking`), answering 201
+//!   with an `08p…` id, 200 `isSuccess:false` when a slot is already taken (the other documented
+//!   output shape), 401 `INVALID_SESSION_ID` for a missing, unknown or expired token.
+//!
+//! Everything else is 404 `NOT_FOUND`. State lives in memory only; tests read it back through
+//! [`Sandbox::bookings`] and [`Sandbox::token_requests`].
+
+mod booking;
+mod oauth;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use crate::salesforce::id::to_case_safe;
+use crate::salesforce::wire::{PlatformError, TokenResponse};
+
+/// The client id a default sandbox accepts.
+pub const DEFAULT_CLIENT_ID: &str = "sandbox-client";
+/// The client secret a default sandbox accepts. Not a secret: the sandbox is local and fake.
+pub const DEFAULT_CLIENT_SECRET: &str = "sandbox-secret";
+
+/// The header on every sandbox response, so nobody mistakes it for a real org.
+const SANDBOX_HEADER: &str = "X-Sandbox";
+const SANDBOX_LABEL: &str = "fhir-salesforce-proxy sandbox - not Salesforce";
+const TOKEN_PATH: &str = "/services/oauth2/token";
+const BOOK_PATH: &str =
+    "/services/data/{version}/connect/health/appointment-management/appointment";
+/// Fake org and user ids, spelled so they read as sandbox ids (18 characters, like real ones).
+const ORG_ID: &str = "00DSANDBOX00000000";
+const USER_ID: &str = "005SANDBOX00000000";
+/// "This action is available in API version 65.0 and later." (§1.1)
+const FIRST_VERSION: u32 = 65;
+const INDEX_TEXT: &str = "fhir-salesforce-proxy sandbox\n\
+\n\
+This is NOT Salesforce. It is a local stand-in for a Salesforce Health Cloud org, for demos and\n\
+tests of fhir-salesforce-proxy. Nothing booked here reaches a real org; everything is kept in\n\
+memory and forgotten when it stops.\n\
+\n\
+POST /services/oauth2/token  (grant_type=client_credentials)\n\
+POST /services/data/vNN.N/connect/health/appointment-management/appointment  (NN.N >= 65.0)\n";
+
+/// What the sandbox accepts as a client and how long its tokens live.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// The only client id the token endpoint accepts.
+    pub client_id: String,
+    /// The only client secret the token endpoint accepts.
+    pub client_secret: SecretString,
+    /// How long an issued token is accepted. Counted from issue, not from last use (Salesforce's
+    /// timeout is idle-based): the stricter rule makes a proxy that trusts a token too long fail.
+    pub token_lifetime: Duration,
+}
+
+impl Default for SandboxSettings {
+    /// `sandbox-client` / `sandbox-secret`, tokens living 2 h (Salesforce's usual session timeout).
+    fn default() -> Self {
+        SandboxSettings {
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
+            token_lifetime: Duration::from_secs(2 * 60 * 60),
+        }
+    }
+}
+
+/// One appointment the sandbox booked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    /// The minted 18-character `08p…` id that was answered.
+    pub id: String,
+    /// The request body as received.
+    pub request: Value,
+}
+
+/// A running sandbox, serving on a listener it was given.
+///
+/// Dropping it asks the server to stop; [`Sandbox::stop`] also waits until it has.
+pub struct Sandbox {
+    base_url: String,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+    shared: web::Data<Shared>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Binds nothing itself: serves on the given listener, spawned on the current tokio runtime.
+    ///
+    /// # Errors
+    /// When the listener's address cannot be read, the server cannot use it, or there is no
+    /// current tokio runtime.
+    pub fn start(listener: TcpListener, settings: SandboxSettings) -> io::Result<Sandbox> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            io::Error::other("Sandbox::start must be called inside a tokio runtime")
+        })?;
+        let base_url = base_url_of(listener.local_addr()?);
+        let shared = web::Data::new(Shared::new(settings, base_url.clone()));
+        // One worker is plenty for tests, and tests start many sandboxes at once; signals stay
+        // with the embedding program.
+        let server = build_server(listener, shared.clone(), 1, true)?;
+        let handle = server.handle();
+        let task = runtime.spawn(server);
+        Ok(Sandbox {
+            base_url,
+            handle,
+            task,
+            shared,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (the bound address, with an unspecified IP read as loopback).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// [`Self::base_url`] + `/services/oauth2/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.base_url)
+    }
+
+    /// What was booked, in order.
+    pub fn bookings(&self) -> Vec<Booking> {
+        self.shared.lock().bookings.clone()
+    }
+
+    /// How many token requests were answered, refused ones included.
+    pub fn token_requests(&self) -> usize {
+        self.shared.lock().token_requests
+    }
+
+    /// Forgets every issued token, as if all sessions had timed out: the next API call gets 401
+    /// `INVALID_SESSION_ID`, which exercises the proxy's re-authenticate-and-retry path.
+    pub fn expire_tokens(&self) {
+        self.shared.lock().tokens.clear();
+    }
+
+    /// Stops the server (letting in-flight requests finish) and waits until it has.
+    pub async fn stop(mut self) {
+        self.handle.stop(true).await;
+        // The server's own result carries nothing a test could act on after a stop.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // The command is sent on call; the returned future only waits for completion, which a
+        // synchronous drop cannot do.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// For the CLI `sandbox --listen ADDR`: runs until the server stops.
+///
+/// # Errors
+/// When the listener cannot be used or the server fails.
+pub async fn run(listener: TcpListener, settings: SandboxSettings) -> io::Result<()> {
+    let base_url = base_url_of(listener.local_addr()?);
+    tracing::info!(%base_url, "sandbox (not Salesforce) listening");
+    let shared = web::Data::new(Shared::new(settings, base_url));
+    // Ctrl-C / SIGTERM stop it gracefully: this is the whole program.
+    build_server(listener, shared, 2, false)?.await
+}
+
+/// The listener's address as a URL a client on this machine can use.
+fn base_url_of(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn build_server(
+    listener: TcpListener,
+    shared: web::Data<Shared>,
+    workers: usize,
+    embedded: bool,
+) -> io::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .wrap(DefaultHeaders::new().add((SANDBOX_HEADER, SANDBOX_LABEL)))
+            .route("/", web::get().to(index))
+            .route(TOKEN_PATH, web::post().to(token))
+            .route(BOOK_PATH, web::post().to(book))
+            .default_service(web::to(not_found))
+    })
+    .workers(workers);
+    if embedded {
+        // Idle keep-alive connections from a test's client pool must not hold up `stop`.
+        server = server.disable_signals().shutdown_timeout(1);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+/// State shared by all workers.
+struct Shared {
+    settings: SandboxSettings,
+    /// Used for `instance_url` when a request has no usable `Host` header.
+    bound_base_url: String,
+    token_serial: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Issued token → when it stops being accepted (`None`: a lifetime too long to represent).
+    tokens: HashMap<String, Option<Instant>>,
+    token_requests: usize,
+    bookings: Vec<Booking>,
+    /// Slot ids already booked; a second booking of one is rejected.
+    taken_slots: HashSet<String>,
+}
+
+impl Shared {
+    fn new(settings: SandboxSettings, bound_base_url: String) -> Self {
+        Shared {
+            settings,
+            bound_base_url,
+            token_serial: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler leaves plain data behind, still fit for tests to read.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(INDEX_TEXT)
+}
+
+/// A Salesforce platform error body: `[{"message","errorCode"}]`.
+fn platform_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json([PlatformError {
+        message: message.to_owned(),
+        error_code: code.to_owned(),
+        fields: Vec::new(),
+    }])
+}
+
+async fn not_found() -> HttpResponse {
+    platform_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The URL this request reached the sandbox at, so `instance_url` works for the client whichever
+/// name it used (`localhost`, a container name…); the bound address when `Host` is unusable.
+fn request_base_url(req: &HttpRequest, shared: &Shared) -> String {
+    header_str(req, header::HOST)
+        .filter(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+        })
+        .map_or_else(
+            || shared.bound_base_url.clone(),
+            |host| format!("http://{host}"),
+        )
+}
+
+fn millis_since_epoch(now: SystemTime) -> u128 {
+    now.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    let checked = oauth::check_token_request(
+        header_str(&req, header::CONTENT_TYPE),
+        header_str(&req, header::AUTHORIZATION),
+        &body,
+        &shared.settings,
+    );
+    // RFC 6749 §5.1: token responses must not be cached.
+    let no_store = CacheControl(vec![CacheDirective::NoStore]);
+    if let Err(error) = checked {
+        shared.lock().token_requests += 1;
+        tracing::info!(error = ?error, "sandbox refused a token request");
+        return HttpResponse::BadRequest()
+            .insert_header(no_store)
+            .json(error.body());
+    }
+
+    let now = SystemTime::now();
+    let serial = shared.token_serial.fetch_add(1, Ordering::Relaxed) + 1;
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let access_token = oauth::mint_access_token(ORG_ID, serial, nanos);
+    let base_url = request_base_url(&req, &shared);
+    let identity_url = format!("{base_url}/id/{ORG_ID}/{USER_ID}");
+    let issued_at = millis_since_epoch(now).to_string();
+    let signature = oauth::signature(
+        shared.settings.client_secret.expose_secret(),
+        &identity_url,
+        &issued_at,
+    );
+    {
+        let mut state = shared.lock();
+        state.token_requests += 1;
+        let instant = Instant::now();
+        // Forget dead tokens as new ones come, so a long demo does not grow without bound.
+        state
+            .tokens
+            .retain(|_, expiry| expiry.is_none_or(|e| e > instant));
+        let expiry = instant.checked_add(shared.settings.token_lifetime);
+        state.tokens.insert(access_token.clone(), expiry);
+    }
+    HttpResponse::Ok()
+        .insert_header(no_store)
+        .json(TokenResponse {
+            access_token,
+            instance_url: base_url,
+            id: Some(identity_url),
+            token_type: Some("Bearer".to_owned()),
+            issued_at: Some(issued_at),
+            signature: Some(signature),
+            scope: Some("api".to_owned()),
+        })
+}
+
+/// Whether the request carries a live token (`Bearer` or Salesforce's older `OAuth` scheme).
+fn authorised(req: &HttpRequest, shared: &Shared) -> bool {
+    let Some((scheme, token)) =
+        header_str(req, header::AUTHORIZATION).and_then(|v| v.trim().split_once(' '))
+    else {
+        return false;
+    };
+    if !(scheme.eq_ignore_ascii_case("Bearer") || scheme.eq_ignore_ascii_case("OAuth")) {
+        return false;
+    }
+    let token = token.trim();
+    let mut state = shared.lock();
+    match state.tokens.get(token) {
+        None => false,
+        Some(expiry) if expiry.is_none_or(|e| Instant::now() < e) => true,
+        Some(_) => {
+            state.tokens.remove(token);
+            false
+        }
+    }
+}
+
+/// `vNN.N` with NN.N ≥ 65.0, the first version with this resource.
+fn supported_version(version: &str) -> bool {
+    let Some((major, minor)) = version
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+    else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (2..=3).contains(&major.len())
+        && digits(major)
+        && minor.len() == 1
+        && digits(minor)
+        && major.parse::<u32>().is_ok_and(|m| m >= FIRST_VERSION)
+}
+
+async fn book(
+    req: HttpRequest,
+    version: web::Path<String>,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    // Salesforce authenticates before it routes a versioned resource, so a bad token wins.
+    if !authorised(&req, &shared) {
+        return platform_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        );
+    }
+    if !supported_version(&version) {
+        return not_found().await;
+    }
+    let valid = match booking::validate(&body) {
+        Ok(valid) => valid,
+        Err(errors) => return HttpResponse::BadRequest().json(errors),
+    };
+
+    let mut state = shared.lock();
+    if let Some(taken) = valid
+        .slot_ids
+        .iter()
+        .find(|id| state.taken_slots.contains(*id))
+    {
+        // The documented `isSuccess:false` output, on a 2xx, with `errorMessages` (not `error`).
+        return HttpResponse::Ok().json(json!({
+            "id": null,
+            "isSuccess": false,
+            "status": "Rejected",
+            "errorMessages": [format!("Slot {taken} is no longer available")],
+        }));
+    }
+    let id = mint_appointment_id(state.bookings.len() as u64 + 1);
+    state.taken_slots.extend(valid.slot_ids);
+    state.bookings.push(Booking {
+        id: id.clone(),
+        request: valid.request,
+    });
+    drop(state);
+    tracing::info!(%id, "sandbox booked an appointment");
+    HttpResponse::Created().json(json!({
+        "id": id,
+        "isSuccess": true,
+        "status": "Scheduled",
+        "error": [],
+    }))
+}
+
+/// The `serial`-th ServiceAppointment id: `08p` (the key prefix in the docs' samples), `SB0`
+/// standing for the sandbox's pod, nine base-62 digits, then the case-safe suffix.
+fn mint_appointment_id(serial: u64) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut record = [b'0'; 9];
+    let mut n = serial;
+    for slot in record.iter_mut().rev() {
+        *slot = DIGITS[(n % 62) as usize];
+        n /= 62;
+    }
+    let id15 = format!("08pSB0{}", String::from_utf8_lossy(&record));
+    to_case_safe(&id15)
+}

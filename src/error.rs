@@ -1,0 +1,247 @@
+//! The one error type at the edge. [`ProxyError::outcome`] is the single `match` that decides, for
+//! every failure, the HTTP status and the OperationOutcome issues the client receives.
+
+use actix_web::http::StatusCode;
+
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::salesforce::SalesforceError;
+use crate::salesforce::token::TokenError;
+
+/// Everything that can go wrong with a FHIR request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request's Content-Type cannot be read.
+    #[error("unsupported media type")]
+    UnsupportedMediaType(Issue),
+    /// No acceptable response format.
+    #[error("not acceptable")]
+    NotAcceptable(Issue),
+    /// The body is larger than the configured limit.
+    #[error("request body too large")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body cannot be parsed as the expected resource, or the request is malformed.
+    #[error("unparseable request")]
+    Unparseable(Issue),
+    /// The resource breaks R4 rules or what Book Appointment needs.
+    #[error("unprocessable resource")]
+    Unprocessable(Vec<Issue>),
+    /// Salesforce (or the way to it) failed.
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    /// No such FHIR endpoint.
+    #[error("not found")]
+    NotFound,
+    /// The endpoint exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body could not be read from the client.
+    #[error("the request body could not be read")]
+    BodyRead,
+}
+
+/// What the client receives for an error.
+#[derive(Debug)]
+pub struct ErrorOutcome {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The OperationOutcome issues.
+    pub issues: Vec<Issue>,
+    /// Seconds for a `Retry-After` header, when retrying later can help.
+    pub retry_after: Option<u64>,
+}
+
+impl ProxyError {
+    /// The status, issues and Retry-After for this error: the only place they are decided.
+    pub fn outcome(&self) -> ErrorOutcome {
+        use SalesforceError as Sf;
+        let (status, issues, retry_after) = match self {
+            ProxyError::UnsupportedMediaType(issue) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, vec![issue.clone()], None)
+            }
+            ProxyError::NotAcceptable(issue) => (StatusCode::NOT_ACCEPTABLE, vec![issue.clone()], None),
+            ProxyError::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                vec![Issue::general(
+                    IssueCode::TooLong,
+                    format!("the request body is larger than the limit of {limit} bytes"),
+                )],
+                None,
+            ),
+            ProxyError::Unparseable(issue) => (StatusCode::BAD_REQUEST, vec![issue.clone()], None),
+            ProxyError::Unprocessable(issues) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, issues.clone(), None)
+            }
+            ProxyError::NotFound => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::general(
+                    IssueCode::NotSupported,
+                    "no FHIR endpoint here: this proxy serves POST [base]/Appointment",
+                )],
+                None,
+            ),
+            ProxyError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                vec![Issue::general(
+                    IssueCode::NotSupported,
+                    "this endpoint does not support that HTTP method",
+                )],
+                None,
+            ),
+            ProxyError::BodyRead => (
+                StatusCode::BAD_REQUEST,
+                vec![Issue::general(
+                    IssueCode::Structure,
+                    "the request body could not be read completely",
+                )],
+                None,
+            ),
+            // Salesforce read the request and refused its content: the sender can fix it.
+            ProxyError::Salesforce(Sf::Rejected { messages }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                salesforce_issues(IssueCode::BusinessRule, "Salesforce refused the booking", messages),
+                None,
+            ),
+            ProxyError::Salesforce(Sf::Unsuccessful { messages, .. }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                salesforce_issues(
+                    IssueCode::BusinessRule,
+                    "Salesforce did not book the appointment (isSuccess: false)",
+                    messages,
+                ),
+                None,
+            ),
+            ProxyError::Salesforce(Sf::Throttled { retry_after_secs }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Throttled,
+                    format!(
+                        "Salesforce is throttling this org's API requests (REQUEST_LIMIT_EXCEEDED); \
+                         retry after {retry_after_secs} seconds"
+                    ),
+                )],
+                Some(*retry_after_secs),
+            ),
+            ProxyError::Salesforce(Sf::Timeout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                vec![Issue::general(
+                    IssueCode::Timeout,
+                    "Salesforce did not answer in time; the appointment may or may not have been \
+                     booked, so check before sending it again",
+                )],
+                None,
+            ),
+            ProxyError::Salesforce(Sf::Token(TokenError::Timeout)) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                vec![Issue::general(IssueCode::Timeout, TokenError::Timeout.to_string())],
+                None,
+            ),
+            ProxyError::Salesforce(Sf::Unreachable) => (
+                StatusCode::BAD_GATEWAY,
+                vec![Issue::general(
+                    IssueCode::Transient,
+                    "Salesforce could not be reached or dropped the connection; the appointment \
+                     may or may not have been booked, so check before sending it again",
+                )],
+                None,
+            ),
+            // The proxy's own credentials or configuration are at fault: the sender cannot fix it.
+            ProxyError::Salesforce(
+                e @ (Sf::Token(_)
+                | Sf::SessionRefused
+                | Sf::Forbidden
+                | Sf::NotFound
+                | Sf::Server { .. }
+                | Sf::BadResponse),
+            ) => (
+                StatusCode::BAD_GATEWAY,
+                vec![Issue::general(IssueCode::Exception, e.to_string())],
+                None,
+            ),
+        };
+        ErrorOutcome {
+            status,
+            issues,
+            retry_after,
+        }
+    }
+}
+
+fn salesforce_issues(code: IssueCode, summary: &str, messages: &[String]) -> Vec<Issue> {
+    if messages.is_empty() {
+        return vec![Issue::general(code, summary)];
+    }
+    messages
+        .iter()
+        .map(|m| Issue::general(code, format!("{summary}: {m}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_gets_its_status_and_issue_code() {
+        let cases: Vec<(ProxyError, u16, &str)> = vec![
+            (ProxyError::PayloadTooLarge { limit: 10 }, 413, "too-long"),
+            (ProxyError::NotFound, 404, "not-supported"),
+            (ProxyError::MethodNotAllowed, 405, "not-supported"),
+            (
+                ProxyError::Salesforce(SalesforceError::Rejected { messages: vec!["x".into()] }),
+                422,
+                "business-rule",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::Unsuccessful { status: None, messages: vec![] }),
+                422,
+                "business-rule",
+            ),
+            (ProxyError::Salesforce(SalesforceError::SessionRefused), 502, "exception"),
+            (
+                ProxyError::Salesforce(SalesforceError::Throttled { retry_after_secs: 30 }),
+                503,
+                "throttled",
+            ),
+            (ProxyError::Salesforce(SalesforceError::Server { status: 500 }), 502, "exception"),
+            (ProxyError::Salesforce(SalesforceError::Unreachable), 502, "transient"),
+            (ProxyError::Salesforce(SalesforceError::Timeout), 504, "timeout"),
+            (
+                ProxyError::Salesforce(SalesforceError::Token(TokenError::Refused {
+                    error: "invalid_client".into(),
+                })),
+                502,
+                "exception",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let o = error.outcome();
+            assert_eq!(o.status.as_u16(), status, "{error:?}");
+            assert_eq!(o.issues[0].code.as_str(), code, "{error:?}");
+        }
+        let o = ProxyError::Salesforce(SalesforceError::Throttled { retry_after_secs: 30 }).outcome();
+        assert_eq!(o.retry_after, Some(30));
+    }
+
+    #[test]
+    fn salesforce_messages_are_passed_on() {
+        let o = ProxyError::Salesforce(SalesforceError::Unsuccessful {
+            status: Some("Rejected".into()),
+            messages: vec!["Slot is no longer available".into()],
+        })
+        .outcome();
+        assert!(o.issues[0].diagnostics.contains("Slot is no longer available"));
+    }
+
+    #[test]
+    fn token_errors_say_which_setting_to_check() {
+        let o = ProxyError::Salesforce(SalesforceError::Token(TokenError::Refused {
+            error: "invalid_client".into(),
+        }))
+        .outcome();
+        assert!(o.issues[0].diagnostics.contains("salesforce.client_id"));
+        assert!(o.issues[0].diagnostics.contains("invalid_client"));
+    }
+}

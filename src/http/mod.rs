@@ -1,0 +1,118 @@
+//! The HTTP edge: routes, shared state, request spans and ids, and the FHIR answers for paths and
+//! methods the proxy does not serve. Handlers turn wire bytes into calls on `fhir`, `mapping` and
+//! `salesforce`, and every failure into an OperationOutcome via [`crate::error::ProxyError`].
+
+pub mod appointment;
+pub mod response;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+
+use crate::error::ProxyError;
+use crate::mapping::Mapping;
+use crate::salesforce::SalesforceClient;
+use response::Rendering;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The checked mapping.
+    pub mapping: Arc<Mapping>,
+    /// The Salesforce client (shared HTTP pool and token cache).
+    pub salesforce: SalesforceClient,
+    /// Largest accepted body, in bytes.
+    pub body_limit: usize,
+    /// The FHIR base path, e.g. `/fhir`.
+    pub base_path: String,
+}
+
+/// Registers the FHIR routes under `base_path`.
+pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
+    cfg.service(
+        web::scope(base_path).service(
+            web::resource("/Appointment")
+                .route(web::post().to(appointment::create))
+                .default_service(web::to(method_not_allowed)),
+        ),
+    );
+}
+
+/// A FHIR 404 for every path the proxy does not serve (instead of actix's empty 404).
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    respond_error(&request, &ProxyError::NotFound)
+}
+
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    let mut response = respond_error(&request, &ProxyError::MethodNotAllowed);
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+fn respond_error(request: &HttpRequest, error: &ProxyError) -> HttpResponse {
+    let rendering = response::negotiate(request, None)
+        .unwrap_or_else(|(_, rendering)| rendering);
+    response::error(error, Rendering { ..rendering })
+}
+
+/// The response header carrying the request id that also appears on every log line of the request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Copies the request id tracing-actix-web generated into the `X-Request-Id` response header.
+pub async fn request_id_header(
+    request: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request.extensions().get::<RequestId>().copied();
+    let mut response = next.call(request).await?;
+    if let Some(id) = id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(response)
+}
+
+/// Request spans that record the route pattern, never the raw path or query: those can carry
+/// patient identifiers (`?patient=…`, `?identifier=…`).
+pub struct RedactingRootSpan;
+
+impl RootSpanBuilder for RedactingRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "(unmatched)".to_owned());
+        tracing::info_span!(
+            "http_request",
+            http.method = %request.method(),
+            http.route = %route,
+            request_id = %request_id,
+            http.status_code = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let status = match outcome {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        span.record("http.status_code", status);
+        span.in_scope(|| tracing::info!(http.status_code = status, "request finished"));
+    }
+}

@@ -1,0 +1,801 @@
+//! Appointment → Book Appointment request: participants and their Salesforce ids, codings → code
+//! strings, work type rules, slots and dates, plus the checks Book Appointment itself needs.
+//!
+//! Pure and synchronous: every problem found is collected and returned, so one answer tells the
+//! sender everything that is wrong. Diagnostics name elements by FHIRPath and never echo their
+//! values (a reference or identifier can be patient data).
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use fhirbolt::model::r4::resources::{Appointment, AppointmentParticipant};
+use fhirbolt::model::r4::types::{CodeableConcept, Reference};
+
+use super::file::{CodedElement, Mapping, OtherActors, SendCodes, SlotReferenceStyle, UnmappedCode};
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::salesforce::id::is_salesforce_id;
+use crate::salesforce::wire::{BookAppointmentRequest, Participant, SlotReference};
+
+/// Salesforce's documented limit on `comment`.
+pub const MAX_COMMENT_CHARS: usize = 256;
+
+/// FHIR statuses that describe an appointment one can book.
+const BOOKABLE_STATUSES: [&str; 3] = ["proposed", "pending", "booked"];
+
+/// Maps a validated Appointment onto the Book Appointment request.
+///
+/// # Errors
+/// Every problem found, each with the FHIRPath of the element concerned: a reference without a
+/// Salesforce id, a missing Patient, Facility or Practitioner/Device, no work type and no codes,
+/// no source system, a comment over 256 characters, an unbookable status, a slot without a
+/// practitioner, a code the mapping rejects.
+pub fn book_request(
+    appointment: &Appointment,
+    mapping: &Mapping,
+) -> Result<BookAppointmentRequest, Vec<Issue>> {
+    let mut issues = Vec::new();
+
+    if let Some(status) = appointment.status.value.as_deref()
+        && !BOOKABLE_STATUSES.contains(&status)
+    {
+        issues.push(Issue::at(
+            IssueCode::BusinessRule,
+            "Appointment.status",
+            "only a proposed, pending or booked Appointment can be booked",
+        ));
+    }
+
+    let (start_date, end_date) = dates(appointment, mapping, &mut issues);
+    let participants = participants(appointment, mapping, &mut issues);
+    let slots = slots(appointment, &participants, mapping, &mut issues);
+
+    let (work_type_id, rule_channel) = work_type(appointment, mapping);
+    let channel_id = rule_channel.or_else(|| mapping.channel_id.clone());
+
+    let mut codes = |element| coded(appointment, element, mapping, &mut issues);
+    let appointment_types = codes(CodedElement::AppointmentType);
+    let service_categories = codes(CodedElement::ServiceCategory);
+    let service_types = codes(CodedElement::ServiceType);
+    let specialties = codes(CodedElement::Specialty);
+
+    let send_codes = match mapping.send_codes {
+        SendCodes::Always => true,
+        SendCodes::WithoutWorkType => work_type_id.is_none(),
+    };
+    let visit_codes_present =
+        !(appointment_types.is_empty() && service_categories.is_empty() && service_types.is_empty());
+    let any_codes_sent = send_codes && (visit_codes_present || !specialties.is_empty());
+    if work_type_id.is_none() {
+        if !visit_codes_present {
+            issues.push(Issue::at(
+                IssueCode::BusinessRule,
+                "Appointment",
+                "Salesforce needs a work type or codes: no work type rule matched, the mapping has \
+                 no default work type, and no serviceType, serviceCategory or appointmentType \
+                 coding comes from a system the mapping sends",
+            ));
+        }
+        if mapping.source_system.is_none() {
+            issues.push(Issue::at(
+                IssueCode::BusinessRule,
+                "Appointment",
+                "Salesforce needs a sourceSystem when no work type is given; set \
+                 defaults.source_system in the mapping",
+            ));
+        }
+    }
+
+    let comment = text(appointment.comment.as_ref());
+    if let Some(c) = &comment
+        && c.chars().count() > MAX_COMMENT_CHARS
+    {
+        issues.push(Issue::at(
+            IssueCode::TooLong,
+            "Appointment.comment",
+            format!(
+                "comment has {} characters; Salesforce accepts at most {MAX_COMMENT_CHARS}",
+                c.chars().count()
+            ),
+        ));
+    }
+
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    let keep = |v: Vec<String>| if send_codes { v } else { Vec::new() };
+    Ok(BookAppointmentRequest {
+        work_type_id,
+        channel_id,
+        description: text(appointment.description.as_ref()),
+        start_date: start_date.unwrap_or_default(),
+        end_date,
+        comment,
+        // sourceSystem names the code sets the codes belong to, so it goes out exactly when they do.
+        source_system: if any_codes_sent {
+            mapping.source_system.clone()
+        } else {
+            None
+        },
+        time_zone: mapping.time_zone.clone(),
+        appointment_types: keep(appointment_types),
+        service_categories: keep(service_categories),
+        service_types: keep(service_types),
+        specialties: keep(specialties),
+        slots,
+        participants: participants.into_iter().map(|p| p.wire).collect(),
+    })
+}
+
+fn text(value: Option<&fhirbolt::model::r4::types::String>) -> Option<String> {
+    value.and_then(|v| v.value.clone()).filter(|v| !v.is_empty())
+}
+
+/// Formats an instant the way Salesforce's samples do: UTC with milliseconds.
+pub fn salesforce_instant(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_instant(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn dates(
+    appointment: &Appointment,
+    mapping: &Mapping,
+    issues: &mut Vec<Issue>,
+) -> (Option<String>, Option<String>) {
+    let start = match appointment.start.as_ref().and_then(|s| s.value.as_deref()) {
+        None => {
+            issues.push(Issue::at(
+                IssueCode::Required,
+                "Appointment.start",
+                "Salesforce Book Appointment needs a start",
+            ));
+            return (None, None);
+        }
+        Some(value) => match parse_instant(value) {
+            Some(s) => s,
+            None => {
+                issues.push(Issue::at(
+                    IssueCode::Value,
+                    "Appointment.start",
+                    "start is not an instant with seconds and a time zone",
+                ));
+                return (None, None);
+            }
+        },
+    };
+    let end = match appointment.end.as_ref().and_then(|e| e.value.as_deref()) {
+        Some(value) => match parse_instant(value) {
+            Some(e) => Some(e),
+            None => {
+                issues.push(Issue::at(
+                    IssueCode::Value,
+                    "Appointment.end",
+                    "end is not an instant with seconds and a time zone",
+                ));
+                None
+            }
+        },
+        // Without `end`, R4 app-2 fails unless the mapping opted into computing it.
+        None if mapping.end_from_duration => appointment
+            .minutes_duration
+            .as_ref()
+            .and_then(|m| m.value)
+            .map(|minutes| start + Duration::minutes(i64::from(minutes))),
+        None => None,
+    };
+    if let Some(e) = end
+        && e <= start
+    {
+        issues.push(Issue::at(
+            IssueCode::Value,
+            "Appointment.end",
+            "end must be after start",
+        ));
+    }
+    (
+        Some(salesforce_instant(start)),
+        end.map(salesforce_instant),
+    )
+}
+
+/// A participant on its way to Salesforce, with the kind kept for the checks and for slots.
+struct Mapped {
+    kind: String,
+    id: String,
+    wire: Participant,
+}
+
+fn participants(
+    appointment: &Appointment,
+    mapping: &Mapping,
+    issues: &mut Vec<Issue>,
+) -> Vec<Mapped> {
+    let mut out: Vec<Mapped> = Vec::new();
+    for (i, participant) in appointment.participant.iter().enumerate() {
+        let path = format!("Appointment.participant[{i}].actor");
+        // Someone who declined does not attend: booking them would reserve their time for nothing.
+        if participant.status.value.as_deref() == Some("declined") {
+            continue;
+        }
+        let Some(actor) = participant.actor.as_deref() else {
+            continue; // a type-only participant (app-1) names nobody Salesforce could book
+        };
+        let Some(fhir_type) = actor_type(actor) else {
+            issues.push(Issue::at(
+                IssueCode::Required,
+                &path,
+                if reference(actor).is_some_and(|r| r.starts_with('#')) {
+                    "a contained actor cannot be booked in Salesforce: reference the resource itself"
+                } else {
+                    "the actor's type cannot be told: use a Type/id reference or set actor.type"
+                },
+            ));
+            continue;
+        };
+        let Some(kind) = mapping.kinds.get(&fhir_type) else {
+            if mapping.other_actors == OtherActors::Reject {
+                issues.push(Issue::at(
+                    IssueCode::BusinessRule,
+                    &path,
+                    format!(
+                        "a {fhir_type} actor has no Salesforce reference kind in the mapping \
+                         (participants.kinds)"
+                    ),
+                ));
+            }
+            continue;
+        };
+        let Some(id) = salesforce_id(actor, &fhir_type, mapping) else {
+            issues.push(Issue::at(
+                IssueCode::NotFound,
+                &path,
+                format!(
+                    "the {fhir_type} reference at {path} has no Salesforce id: it is not a \
+                     Salesforce id and the mapping's ids.table has no entry for it"
+                ),
+            ));
+            continue;
+        };
+        let wire = Participant {
+            reference: format!("{kind}/{id}"),
+            is_reference_required: is_required(participant),
+        };
+        if out.iter().any(|m| m.wire.reference == wire.reference) {
+            continue; // the same record twice (e.g. Practitioner and PractitionerRole): send once
+        }
+        out.push(Mapped {
+            kind: kind.clone(),
+            id,
+            wire,
+        });
+    }
+
+    let count = |kind: &str| out.iter().filter(|m| m.kind == kind).count();
+    if count("Patient") == 0 {
+        issues.push(Issue::at(
+            IssueCode::Required,
+            "Appointment.participant",
+            "Salesforce needs a Patient participant",
+        ));
+    } else if count("Patient") > 1 {
+        issues.push(Issue::at(
+            IssueCode::BusinessRule,
+            "Appointment.participant",
+            "Salesforce books one Patient per appointment; this one has several",
+        ));
+    }
+    if count("Facility") == 0 {
+        issues.push(Issue::at(
+            IssueCode::Required,
+            "Appointment.participant",
+            "Salesforce needs a Location participant (a Facility)",
+        ));
+    }
+    if count("Practitioner") == 0 && count("Device") == 0 {
+        issues.push(Issue::at(
+            IssueCode::Required,
+            "Appointment.participant",
+            "Salesforce needs a Practitioner, PractitionerRole or Device participant",
+        ));
+    }
+    out
+}
+
+fn is_required(participant: &AppointmentParticipant) -> Option<bool> {
+    match participant.required.as_ref()?.value.as_deref()? {
+        "required" => Some(true),
+        "optional" | "information-only" => Some(false),
+        _ => None,
+    }
+}
+
+fn reference(actor: &Reference) -> Option<&str> {
+    actor.reference.as_ref()?.value.as_deref()
+}
+
+/// `Type/id`, or the last two segments of an absolute URL, split into type and id.
+fn type_and_id(reference: &str) -> Option<(&str, &str)> {
+    let reference = reference.split(['?', '#']).next().unwrap_or(reference);
+    let reference = match reference.find("/_history/") {
+        Some(at) => &reference[..at],
+        None => reference,
+    };
+    let mut segments = reference.rsplit('/');
+    let id = segments.next()?;
+    let fhir_type = segments.next()?;
+    let plausible_type =
+        fhir_type.starts_with(|c: char| c.is_ascii_uppercase()) && fhir_type.chars().all(|c| c.is_ascii_alphabetic());
+    (plausible_type && !id.is_empty()).then_some((fhir_type, id))
+}
+
+fn actor_type(actor: &Reference) -> Option<String> {
+    if let Some(t) = actor.r#type.as_ref().and_then(|t| t.value.as_deref()) {
+        // `type` is a URI; for core resources it is the bare name or its canonical URL.
+        return Some(t.rsplit('/').next().unwrap_or(t).to_owned());
+    }
+    reference(actor)
+        .and_then(type_and_id)
+        .map(|(t, _)| t.to_owned())
+}
+
+fn salesforce_id(actor: &Reference, fhir_type: &str, mapping: &Mapping) -> Option<String> {
+    if let Some((t, id)) = reference(actor).and_then(type_and_id) {
+        if let Some(found) = mapping.references.get(&format!("{t}/{id}")) {
+            return Some(found.clone());
+        }
+        if mapping.passthrough && t == fhir_type && is_salesforce_id(id) {
+            return Some(id.to_owned());
+        }
+    }
+    let identifier = actor.identifier.as_deref()?;
+    let system = identifier.system.as_ref()?.value.as_deref()?;
+    let value = identifier.value.as_ref()?.value.as_deref()?;
+    mapping.identifiers.get(&format!("{system}|{value}")).cloned()
+}
+
+fn slots(
+    appointment: &Appointment,
+    participants: &[Mapped],
+    mapping: &Mapping,
+    issues: &mut Vec<Issue>,
+) -> Vec<SlotReference> {
+    let practitioner = participants.iter().find(|p| p.kind == "Practitioner");
+    let mut out = Vec::new();
+    for (i, slot) in appointment.slot.iter().enumerate() {
+        let path = format!("Appointment.slot[{i}]");
+        let id = reference(slot)
+            .and_then(|r| type_and_id(r).map(|(_, id)| id.to_owned()))
+            .or_else(|| {
+                slot.identifier
+                    .as_deref()
+                    .and_then(|i| i.value.as_ref())
+                    .and_then(|v| v.value.clone())
+            });
+        let Some(id) = id else {
+            issues.push(Issue::at(
+                IssueCode::Required,
+                path,
+                "a slot needs a Slot/id reference or an identifier value",
+            ));
+            continue;
+        };
+        let Some(practitioner) = practitioner else {
+            issues.push(Issue::at(
+                IssueCode::BusinessRule,
+                path,
+                "Salesforce books a slot for a practitioner, but no Practitioner participant was \
+                 mapped",
+            ));
+            continue;
+        };
+        out.push(SlotReference {
+            id,
+            reference: match mapping.slot_reference {
+                SlotReferenceStyle::Id => practitioner.id.clone(),
+                SlotReferenceStyle::Prefixed => practitioner.wire.reference.clone(),
+            },
+        });
+    }
+    out
+}
+
+fn concepts(appointment: &Appointment, element: CodedElement) -> Vec<&CodeableConcept> {
+    match element {
+        CodedElement::ServiceCategory => appointment.service_category.iter().collect(),
+        CodedElement::ServiceType => appointment.service_type.iter().collect(),
+        CodedElement::AppointmentType => appointment.appointment_type.as_deref().into_iter().collect(),
+        CodedElement::Specialty => appointment.specialty.iter().collect(),
+    }
+}
+
+/// Each coding as (FHIRPath, system, code).
+fn codings(appointment: &Appointment, element: CodedElement) -> Vec<(String, &str, &str)> {
+    let single = element == CodedElement::AppointmentType;
+    let mut out = Vec::new();
+    for (i, concept) in concepts(appointment, element).into_iter().enumerate() {
+        for (j, coding) in concept.coding.iter().enumerate() {
+            let (Some(system), Some(code)) = (
+                coding.system.as_ref().and_then(|s| s.value.as_deref()),
+                coding.code.as_ref().and_then(|c| c.value.as_deref()),
+            ) else {
+                continue;
+            };
+            let path = if single {
+                format!("Appointment.{}.coding[{j}]", element.fhir_name())
+            } else {
+                format!("Appointment.{}[{i}].coding[{j}]", element.fhir_name())
+            };
+            out.push((path, system, code));
+        }
+    }
+    out
+}
+
+fn work_type(appointment: &Appointment, mapping: &Mapping) -> (Option<String>, Option<String>) {
+    for rule in &mapping.work_type_rules {
+        let matched = codings(appointment, rule.element)
+            .iter()
+            .any(|(_, system, code)| *system == rule.system && *code == rule.code);
+        if matched {
+            return (Some(rule.work_type_id.clone()), rule.channel_id.clone());
+        }
+    }
+    (
+        mapping.default_work_type.clone(),
+        mapping
+            .default_work_type
+            .as_ref()
+            .and(mapping.default_work_type_channel.clone()),
+    )
+}
+
+fn coded(
+    appointment: &Appointment,
+    element: CodedElement,
+    mapping: &Mapping,
+    issues: &mut Vec<Issue>,
+) -> Vec<String> {
+    let Some(rule) = mapping.codes.get(&element) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (path, system, code) in codings(appointment, element) {
+        if !rule.systems.iter().any(|s| s == system) {
+            continue;
+        }
+        let code = match (rule.translate.get(code), rule.unmapped) {
+            (Some(translated), _) => translated.clone(),
+            (None, UnmappedCode::Send) => code.to_owned(),
+            (None, UnmappedCode::Drop) => continue,
+            (None, UnmappedCode::Reject) => {
+                issues.push(Issue::at(
+                    IssueCode::CodeInvalid,
+                    path,
+                    format!(
+                        "this {} code has no Salesforce translation in the mapping, which \
+                         rejects unmapped codes",
+                        element.fhir_name()
+                    ),
+                ));
+                continue;
+            }
+        };
+        if !out.contains(&code) {
+            out.push(code);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    const PATIENT: &str = "001xx000012udqQxxQ";
+    const PRACTITIONER: &str = "0bSxx0000005JoaxxE";
+    const FACILITY: &str = "001xx000012udqhxxA";
+    const WORK_TYPE: &str = "08qxx000000Axq6xxC";
+
+    fn mapping(extra: &str) -> Mapping {
+        Mapping::from_toml(
+            &format!(
+                "[defaults]\nsource_system = \"cerner\"\n\
+                 [codes.service_type]\nsystems = [\"http://terminology.hl7.org/CodeSystem/service-type\"]\n\
+                 translate = {{ \"124\" = \"GP\" }}\n{extra}"
+            ),
+            "test.toml",
+        )
+        .unwrap()
+    }
+
+    /// A valid appointment whose participants are Salesforce ids (passthrough).
+    fn appointment() -> Value {
+        json!({
+            "resourceType": "Appointment",
+            "status": "booked",
+            "serviceType": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "124"}]}],
+            "start": "2025-07-21T18:00:00Z",
+            "end": "2025-07-21T18:30:00Z",
+            "participant": [
+                {"actor": {"reference": format!("Patient/{PATIENT}")}, "status": "accepted"},
+                {"actor": {"reference": format!("Practitioner/{PRACTITIONER}")}, "required": "required", "status": "accepted"},
+                {"actor": {"reference": format!("Location/{FACILITY}")}, "required": "optional", "status": "accepted"}
+            ]
+        })
+    }
+
+    fn map(value: Value, mapping: &Mapping) -> Result<BookAppointmentRequest, Vec<Issue>> {
+        let a: Appointment = fhirbolt::json::from_json_value(value, None).unwrap();
+        book_request(&a, mapping)
+    }
+
+    fn issues(value: Value, mapping: &Mapping) -> Vec<(IssueCode, String)> {
+        map(value, mapping)
+            .expect_err("mapping should fail")
+            .into_iter()
+            .map(|i| (i.code, i.expression.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn maps_codes_participants_dates_and_source_system() {
+        let r = map(appointment(), &mapping("")).unwrap();
+        assert_eq!(r.work_type_id, None);
+        assert_eq!(r.source_system.as_deref(), Some("cerner"));
+        assert_eq!(r.service_types, vec!["GP"]);
+        assert_eq!(r.start_date, "2025-07-21T18:00:00.000Z");
+        assert_eq!(r.end_date.as_deref(), Some("2025-07-21T18:30:00.000Z"));
+        assert_eq!(
+            serde_json::to_value(&r.participants).unwrap(),
+            json!([
+                {"reference": format!("Patient/{PATIENT}")},
+                {"reference": format!("Practitioner/{PRACTITIONER}"), "isReferenceRequired": true},
+                {"reference": format!("Facility/{FACILITY}"), "isReferenceRequired": false}
+            ])
+        );
+    }
+
+    #[test]
+    fn dates_go_out_in_utc_with_milliseconds() {
+        let mut a = appointment();
+        a["start"] = json!("2025-07-21T14:00:00.5-04:00");
+        a["end"] = json!("2025-07-21T20:30:00+02:00");
+        let r = map(a, &mapping("")).unwrap();
+        assert_eq!(r.start_date, "2025-07-21T18:00:00.500Z");
+        assert_eq!(r.end_date.as_deref(), Some("2025-07-21T18:30:00.000Z"));
+    }
+
+    #[test]
+    fn end_is_computed_from_minutes_duration_when_the_mapping_allows_it() {
+        let mut a = appointment();
+        a.as_object_mut().unwrap().remove("end");
+        a["minutesDuration"] = json!(45);
+        let r = map(a.clone(), &mapping("[dates]\nend_from_duration = true\n")).unwrap();
+        assert_eq!(r.end_date.as_deref(), Some("2025-07-21T18:45:00.000Z"));
+        let r = map(a, &mapping("")).unwrap();
+        assert_eq!(r.end_date, None);
+    }
+
+    #[test]
+    fn work_type_rule_picks_work_type_and_channel_and_suppresses_codes_when_asked() {
+        let rule = format!(
+            "[[work_types.rule]]\nelement = \"serviceType\"\nsystem = \"http://terminology.hl7.org/CodeSystem/service-type\"\n\
+             code = \"124\"\nwork_type_id = \"{WORK_TYPE}\"\nchannel_id = \"0eFxx000000NNOVxx0\"\n"
+        );
+        let r = map(appointment(), &mapping(&rule)).unwrap();
+        assert_eq!(r.work_type_id.as_deref(), Some(WORK_TYPE));
+        assert_eq!(r.channel_id.as_deref(), Some("0eFxx000000NNOVxx0"));
+        assert_eq!(r.service_types, vec!["GP"]);
+        assert_eq!(r.source_system.as_deref(), Some("cerner"));
+
+        // `[codes]` after `[codes.service_type]` still opens the same table in TOML.
+        let r = map(
+            appointment(),
+            &mapping(&format!("{rule}[codes]\nsend = \"without-work-type\"\n")),
+        )
+        .unwrap();
+        assert!(r.service_types.is_empty());
+        assert_eq!(r.source_system, None);
+    }
+
+    #[test]
+    fn default_work_type_applies_when_no_rule_matches() {
+        let r = map(
+            appointment(),
+            &mapping(&format!("[work_types]\ndefault = \"{WORK_TYPE}\"\n")),
+        )
+        .unwrap();
+        assert_eq!(r.work_type_id.as_deref(), Some(WORK_TYPE));
+    }
+
+    #[test]
+    fn static_table_resolves_references_and_identifiers() {
+        let m = mapping(&format!(
+            "[[ids.table]]\nreference = \"Patient/p1\"\nsalesforce_id = \"{PATIENT}\"\n\
+             [[ids.table]]\nidentifier = \"urn:npi|42\"\nsalesforce_id = \"{PRACTITIONER}\"\n"
+        ));
+        let mut a = appointment();
+        a["participant"][0]["actor"] = json!({"reference": "https://ehr.example/fhir/Patient/p1"});
+        a["participant"][1]["actor"] = json!({"type": "Practitioner", "identifier": {"system": "urn:npi", "value": "42"}});
+        let r = map(a, &m).unwrap();
+        assert_eq!(r.participants[0].reference, format!("Patient/{PATIENT}"));
+        assert_eq!(r.participants[1].reference, format!("Practitioner/{PRACTITIONER}"));
+    }
+
+    #[test]
+    fn slots_carry_the_practitioner_id() {
+        let mut a = appointment();
+        a["slot"] = json!([{"reference": "Slot/24477854-21304876-62852027-2"}]);
+        let r = map(a.clone(), &mapping("")).unwrap();
+        assert_eq!(
+            serde_json::to_value(&r.slots).unwrap(),
+            json!([{"id": "24477854-21304876-62852027-2", "reference": PRACTITIONER}])
+        );
+        let r = map(a, &mapping("[slots]\nreference = \"prefixed\"\n")).unwrap();
+        assert_eq!(r.slots[0].reference, format!("Practitioner/{PRACTITIONER}"));
+    }
+
+    #[test]
+    fn declined_type_only_and_other_actors_are_left_out() {
+        let mut a = appointment();
+        let list = a["participant"].as_array_mut().unwrap();
+        list.push(json!({"actor": {"reference": "RelatedPerson/mum"}, "status": "accepted"}));
+        list.push(json!({"type": [{"text": "interpreter"}], "status": "needs-action"}));
+        list.push(json!({"actor": {"reference": "Practitioner/0bSxx0000005JobxxE"}, "status": "declined"}));
+        let r = map(a.clone(), &mapping("")).unwrap();
+        assert_eq!(r.participants.len(), 3);
+        assert_eq!(
+            issues(a, &mapping("[participants]\nother_actors = \"reject\"\n")),
+            vec![(IssueCode::BusinessRule, "Appointment.participant[3].actor".to_owned())]
+        );
+    }
+
+    #[test]
+    fn every_broken_book_rule_is_reported_with_its_expression() {
+        let m = mapping("");
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Mutation, Vec<(IssueCode, &str)>)> = vec![
+            (
+                "unresolvable patient",
+                Box::new(|a| a["participant"][0]["actor"]["reference"] = json!("Patient/123")),
+                vec![
+                    (IssueCode::NotFound, "Appointment.participant[0].actor"),
+                    (IssueCode::Required, "Appointment.participant"),
+                ],
+            ),
+            (
+                "no location",
+                Box::new(|a| {
+                    a["participant"].as_array_mut().unwrap().remove(2);
+                }),
+                vec![(IssueCode::Required, "Appointment.participant")],
+            ),
+            (
+                "no practitioner or device",
+                Box::new(|a| {
+                    a["participant"].as_array_mut().unwrap().remove(1);
+                }),
+                vec![(IssueCode::Required, "Appointment.participant")],
+            ),
+            (
+                "two patients",
+                Box::new(|a| {
+                    a["participant"].as_array_mut().unwrap().push(
+                        json!({"actor": {"reference": "Patient/001xx000012udqRxxQ"}, "status": "accepted"}),
+                    );
+                }),
+                vec![(IssueCode::BusinessRule, "Appointment.participant")],
+            ),
+            (
+                "contained actor",
+                Box::new(|a| a["participant"][1]["actor"] = json!({"reference": "#p1"})),
+                vec![
+                    (IssueCode::Required, "Appointment.participant[1].actor"),
+                    (IssueCode::Required, "Appointment.participant"),
+                ],
+            ),
+            (
+                "no start",
+                Box::new(|a| {
+                    a.as_object_mut().unwrap().remove("start");
+                }),
+                vec![(IssueCode::Required, "Appointment.start")],
+            ),
+            (
+                "end before start",
+                Box::new(|a| a["end"] = json!("2025-07-21T17:00:00Z")),
+                vec![(IssueCode::Value, "Appointment.end")],
+            ),
+            (
+                "comment too long",
+                Box::new(|a| a["comment"] = json!("é".repeat(257))),
+                vec![(IssueCode::TooLong, "Appointment.comment")],
+            ),
+            (
+                "no work type and no codes",
+                Box::new(|a| {
+                    a.as_object_mut().unwrap().remove("serviceType");
+                }),
+                vec![(IssueCode::BusinessRule, "Appointment")],
+            ),
+            (
+                "cancelled status",
+                Box::new(|a| a["status"] = json!("cancelled")),
+                vec![(IssueCode::BusinessRule, "Appointment.status")],
+            ),
+            (
+                "slot without practitioner",
+                Box::new(|a| {
+                    a["slot"] = json!([{"reference": "Slot/1"}]);
+                    a["participant"][1]["actor"]["reference"] = json!("Device/02ixx0000000001AAA");
+                }),
+                vec![(IssueCode::BusinessRule, "Appointment.slot[0]")],
+            ),
+        ];
+        for (name, mutate, expected) in cases {
+            let mut a = appointment();
+            mutate(&mut a);
+            let expected: Vec<(IssueCode, String)> =
+                expected.into_iter().map(|(c, e)| (c, e.to_owned())).collect();
+            assert_eq!(issues(a, &m), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_256_character_comment_is_accepted() {
+        let mut a = appointment();
+        a["comment"] = json!("é".repeat(256));
+        assert!(map(a, &mapping("")).is_ok());
+    }
+
+    #[test]
+    fn missing_source_system_is_reported_when_no_work_type() {
+        let m = Mapping::from_toml(
+            "[codes.service_type]\nsystems = [\"http://terminology.hl7.org/CodeSystem/service-type\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            issues(appointment(), &m),
+            vec![(IssueCode::BusinessRule, "Appointment".to_owned())]
+        );
+    }
+
+    #[test]
+    fn unmapped_code_policy_send_drop_reject() {
+        let mut a = appointment();
+        a["serviceType"][0]["coding"][0]["code"] = json!("999");
+        let with = |policy: &str| mapping("").with_unmapped(policy);
+        assert_eq!(map(a.clone(), &with("send")).unwrap().service_types, vec!["999"]);
+        // Dropping the only code leaves neither a work type nor codes.
+        assert_eq!(
+            issues(a.clone(), &with("drop")),
+            vec![(IssueCode::BusinessRule, "Appointment".to_owned())]
+        );
+        assert_eq!(
+            issues(a, &with("reject")),
+            vec![
+                (IssueCode::CodeInvalid, "Appointment.serviceType[0].coding[0]".to_owned()),
+                (IssueCode::BusinessRule, "Appointment".to_owned())
+            ]
+        );
+    }
+
+    trait WithUnmapped {
+        fn with_unmapped(self, policy: &str) -> Mapping;
+    }
+    impl WithUnmapped for Mapping {
+        fn with_unmapped(mut self, policy: &str) -> Mapping {
+            let rule = self.codes.get_mut(&CodedElement::ServiceType).unwrap();
+            rule.unmapped = match policy {
+                "send" => UnmappedCode::Send,
+                "drop" => UnmappedCode::Drop,
+                _ => UnmappedCode::Reject,
+            };
+            self
+        }
+    }
+}

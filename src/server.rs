@@ -1,0 +1,88 @@
+//! Start-up: binds the listener, builds the shared state (one reqwest client, one token cache, the
+//! checked mapping) once, and runs the actix-web server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{ServerSettings, SalesforceSettings};
+use crate::http::{self, AppState, RedactingRootSpan};
+use crate::mapping::Mapping;
+use crate::salesforce::SalesforceClient;
+
+/// A bound, not yet running proxy.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `server.listen` and builds the proxy.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the HTTP client cannot be built.
+    pub fn build(
+        server: &ServerSettings,
+        salesforce: SalesforceSettings,
+        mapping: Mapping,
+    ) -> std::io::Result<Application> {
+        let listener = TcpListener::bind(server.listen)?;
+        Application::with_listener(listener, server, salesforce, mapping)
+    }
+
+    /// Builds the proxy on an already bound listener (tests bind port 0).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built or the listener cannot be used.
+    pub fn with_listener(
+        listener: TcpListener,
+        server: &ServerSettings,
+        salesforce: SalesforceSettings,
+        mapping: Mapping,
+    ) -> std::io::Result<Application> {
+        let port = listener.local_addr()?.port();
+        // One client for the whole process: its connection pool is shared by every worker.
+        let http_client = SalesforceClient::http_client(&salesforce).map_err(std::io::Error::other)?;
+        let state = web::Data::new(AppState {
+            mapping: Arc::new(mapping),
+            salesforce: SalesforceClient::new(http_client, salesforce),
+            body_limit: server.body_limit,
+            base_path: server.base_path.clone(),
+        });
+        let base_path = server.base_path.clone();
+        let server = HttpServer::new(move || {
+            let base_path = base_path.clone();
+            App::new()
+                .wrap(from_fn(http::request_id_header))
+                .wrap(TracingLogger::<RedactingRootSpan>::new())
+                .app_data(state.clone())
+                .configure(|cfg| http::configure(cfg, &base_path))
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until the server is stopped (Ctrl-C, SIGTERM or the handle).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,216 @@
+//! The command line, run as a user would: `translate`, `check-mapping`, `serve` and `demo`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+
+use fhir_salesforce_proxy::sandbox::{Sandbox, SandboxSettings};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fhir-salesforce-proxy");
+
+fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn translate_prints_the_documented_sample_for_the_example() {
+    let output = Command::new(BIN)
+        .args(["translate", &repo("examples/appointment.json"), "--mapping", &repo("mappings/example.toml")])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        printed,
+        json!({
+            "workTypeId": "08qxx000000Axq6xxC",
+            "channelId": "0eFxx000000NNOVxx0",
+            "description": "Discussion",
+            "startDate": "2025-07-21T18:00:00.000Z",
+            "endDate": "2025-07-21T18:30:00.000Z",
+            "comment": "Payload for the testing",
+            "participants": [
+                {"reference": "Patient/001xx000012udqQxxQ"},
+                {"reference": "Practitioner/0bSxx0000005JoaxxE", "isReferenceRequired": true},
+                {"reference": "Facility/001xx000012udqhxxA"}
+            ]
+        })
+    );
+}
+
+#[test]
+fn translate_reads_xml_and_explains_failures_with_exit_code_1() {
+    let output = Command::new(BIN)
+        .args([
+            "translate",
+            &repo("tests/fixtures/fhir/appointment-example.xml"),
+            "--mapping",
+            &repo("tests/fixtures/mappings/spec-crosswalk.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["appointmentTypes"], json!(["FOLLOWUP"]));
+
+    // The spec's example through the example mapping: its references have no Salesforce ids.
+    let output = Command::new(BIN)
+        .args([
+            "translate",
+            &repo("tests/fixtures/fhir/appointment-example.json"),
+            "--mapping",
+            &repo("mappings/example.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_outcome(&outcome, "not-found", Some("Appointment.participant[0].actor"));
+    assert_outcome(&outcome, "not-found", Some("Appointment.participant[2].actor"));
+}
+
+#[test]
+fn check_mapping_accepts_the_example_and_names_line_and_reason_of_a_bad_file() {
+    let output = Command::new(BIN)
+        .args(["check-mapping", &repo("mappings/example.toml")])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("OK"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[defaults]\nsource_system = \"cerner\"\nchannel_id = \"not-an-id\"\n").unwrap();
+    let output = Command::new(BIN).args(["check-mapping", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml, line 3"), "{stderr}");
+    assert!(stderr.contains("not a Salesforce id"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbody_limit = -1\n[salesforce]\ntoken_url = \"https://x.my.salesforce.com/services/oauth2/token\"\n\
+         client_id = \"abc\"\n[mapping]\nfile = \"m.toml\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("FSP_SALESFORCE__CLIENT_SECRET", "s")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("proxy.toml"), "{stderr}");
+    assert!(stderr.contains("server.body_limit"), "{stderr}");
+}
+
+/// Waits for a line containing `marker` on the child's stream (the signal that it is ready).
+fn wait_for_line(stream: impl std::io::Read, marker: &str) -> String {
+    let mut seen = String::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(marker) {
+            return seen;
+        }
+    }
+    panic!("the process ended before printing {marker:?}:\n{seen}");
+}
+
+#[tokio::test]
+async fn serve_books_through_a_configured_org_with_environment_overrides() {
+    let sandbox = Sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), SandboxSettings::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo("mappings/example.toml"), dir.path().join("mapping.toml")).unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
+             [mapping]\nfile = \"mapping.toml\"\n",
+            sandbox.token_url()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("FSP_SALESFORCE__CLIENT_SECRET", "sandbox-secret")
+        .env("FSP_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("FSP_SERVER__BASE_PATH", "/r4")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _running = Running(child);
+    let log = tokio::task::spawn_blocking(move || wait_for_line(stderr, "proxy started"))
+        .await
+        .unwrap();
+    assert!(!log.contains("sandbox-secret"), "{log}");
+
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/r4/Appointment"))
+        .header("Content-Type", "application/fhir+json")
+        .body(example_appointment().to_string())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 201);
+    let id = sandbox.bookings()[0].id.clone();
+    assert_eq!(response.headers()["location"], format!("/r4/Appointment/{id}").as_str());
+}
+
+#[tokio::test]
+async fn demo_prints_a_curl_line_that_books_the_example() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+    let printed = tokio::task::spawn_blocking(move || wait_for_line(stdout, "curl"))
+        .await
+        .unwrap();
+    let expected_url = format!("http://127.0.0.1:{port}/fhir/Appointment");
+    assert!(printed.contains(&expected_url), "{printed}");
+    assert!(printed.contains("--data-binary @examples/appointment.json"), "{printed}");
+
+    // Do what the printed line does.
+    let response = reqwest::Client::new()
+        .post(&expected_url)
+        .header("Content-Type", "application/fhir+json")
+        .body(std::fs::read(repo("examples/appointment.json")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body = json_body(response).await;
+    assert_eq!(body["status"], "booked");
+    assert!(body["id"].as_str().unwrap().starts_with("08p"));
+}
