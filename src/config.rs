@@ -197,9 +197,10 @@ impl Settings {
         }
         let figment = Figment::from(Toml::file(path)).merge(
             // The secret is read separately so figment never parses it as a number or array.
+            // (The filter sees the key before `split` turns `__` into `.`.)
             Env::prefixed(ENV_PREFIX)
-                .split("__")
-                .filter(|k| !k.as_str().eq_ignore_ascii_case("salesforce__client_secret")),
+                .filter(|k| !k.as_str().eq_ignore_ascii_case("salesforce__client_secret"))
+                .split("__"),
         );
         let file_name = path.display().to_string();
         let model: FileModel = figment.extract().map_err(|e| {
@@ -240,10 +241,17 @@ impl Settings {
                 "must be an address with a port, e.g. 127.0.0.1:8080".to_owned(),
             )
         })?;
-        let base_path = normalize_base_path(&model.server.base_path)
-            .ok_or_else(|| fail("server.base_path", "must start with / (e.g. /fhir)".to_owned()))?;
+        let base_path = normalize_base_path(&model.server.base_path).ok_or_else(|| {
+            fail(
+                "server.base_path",
+                "must start with / (e.g. /fhir)".to_owned(),
+            )
+        })?;
         if model.server.body_limit == 0 {
-            return Err(fail("server.body_limit", "must be more than 0 bytes".to_owned()));
+            return Err(fail(
+                "server.body_limit",
+                "must be more than 0 bytes".to_owned(),
+            ));
         }
 
         let sf = model.salesforce;
@@ -379,9 +387,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "secret.txt", "s3cr3t\n");
         let cases = [
-            ("[server]\nlisten = \"localhost\"\n", "server.listen", "port"),
-            ("[server]\nbase_path = \"fhir\"\n", "server.base_path", "start with /"),
-            ("[server]\nbody_limit = \"big\"\n", "server.body_limit", "invalid type"),
+            (
+                "[server]\nlisten = \"localhost\"\n",
+                "server.listen",
+                "port",
+            ),
+            (
+                "[server]\nbase_path = \"fhir\"\n",
+                "server.base_path",
+                "start with /",
+            ),
+            (
+                "[server]\nbody_limit = \"big\"\n",
+                "server.body_limit",
+                "invalid type",
+            ),
             ("[server]\nlisen = \"x\"\n", "server", "unknown field"),
         ];
         for (extra, key, reason) in cases {
@@ -394,7 +414,10 @@ mod tests {
         let path = write(
             dir.path(),
             "proxy.toml",
-            &MINIMAL.replace("client_id = \"abc\"", "client_id = \"abc\"\napi_version = \"64.0\""),
+            &MINIMAL.replace(
+                "client_id = \"abc\"",
+                "client_id = \"abc\"\napi_version = \"64.0\"",
+            ),
         );
         let e = Settings::load(&path).unwrap_err();
         assert_eq!(e.key, "salesforce.api_version");
@@ -406,7 +429,10 @@ mod tests {
         let path = write(
             dir.path(),
             "proxy.toml",
-            &MINIMAL.replace("client_secret_file = \"secret.txt\"", "client_secret = \"hunter2\""),
+            &MINIMAL.replace(
+                "client_secret_file = \"secret.txt\"",
+                "client_secret = \"hunter2\"",
+            ),
         );
         let e = Settings::load(&path).unwrap_err();
         assert_eq!(e.key, "salesforce.client_secret");

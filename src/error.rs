@@ -58,10 +58,14 @@ impl ProxyError {
     pub fn outcome(&self) -> ErrorOutcome {
         use SalesforceError as Sf;
         let (status, issues, retry_after) = match self {
-            ProxyError::UnsupportedMediaType(issue) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, vec![issue.clone()], None)
+            ProxyError::UnsupportedMediaType(issue) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                vec![issue.clone()],
+                None,
+            ),
+            ProxyError::NotAcceptable(issue) => {
+                (StatusCode::NOT_ACCEPTABLE, vec![issue.clone()], None)
             }
-            ProxyError::NotAcceptable(issue) => (StatusCode::NOT_ACCEPTABLE, vec![issue.clone()], None),
             ProxyError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 vec![Issue::general(
@@ -101,7 +105,11 @@ impl ProxyError {
             // Salesforce read the request and refused its content: the sender can fix it.
             ProxyError::Salesforce(Sf::Rejected { messages }) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                salesforce_issues(IssueCode::BusinessRule, "Salesforce refused the booking", messages),
+                salesforce_issues(
+                    IssueCode::BusinessRule,
+                    "Salesforce refused the booking",
+                    messages,
+                ),
                 None,
             ),
             ProxyError::Salesforce(Sf::Unsuccessful { messages, .. }) => (
@@ -135,7 +143,10 @@ impl ProxyError {
             ),
             ProxyError::Salesforce(Sf::Token(TokenError::Timeout)) => (
                 StatusCode::GATEWAY_TIMEOUT,
-                vec![Issue::general(IssueCode::Timeout, TokenError::Timeout.to_string())],
+                vec![Issue::general(
+                    IssueCode::Timeout,
+                    TokenError::Timeout.to_string(),
+                )],
                 None,
             ),
             ProxyError::Salesforce(Sf::Unreachable) => (
@@ -190,24 +201,47 @@ mod tests {
             (ProxyError::NotFound, 404, "not-supported"),
             (ProxyError::MethodNotAllowed, 405, "not-supported"),
             (
-                ProxyError::Salesforce(SalesforceError::Rejected { messages: vec!["x".into()] }),
+                ProxyError::Salesforce(SalesforceError::Rejected {
+                    messages: vec!["x".into()],
+                }),
                 422,
                 "business-rule",
             ),
             (
-                ProxyError::Salesforce(SalesforceError::Unsuccessful { status: None, messages: vec![] }),
+                ProxyError::Salesforce(SalesforceError::Unsuccessful {
+                    status: None,
+                    messages: vec![],
+                }),
                 422,
                 "business-rule",
             ),
-            (ProxyError::Salesforce(SalesforceError::SessionRefused), 502, "exception"),
             (
-                ProxyError::Salesforce(SalesforceError::Throttled { retry_after_secs: 30 }),
+                ProxyError::Salesforce(SalesforceError::SessionRefused),
+                502,
+                "exception",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::Throttled {
+                    retry_after_secs: 30,
+                }),
                 503,
                 "throttled",
             ),
-            (ProxyError::Salesforce(SalesforceError::Server { status: 500 }), 502, "exception"),
-            (ProxyError::Salesforce(SalesforceError::Unreachable), 502, "transient"),
-            (ProxyError::Salesforce(SalesforceError::Timeout), 504, "timeout"),
+            (
+                ProxyError::Salesforce(SalesforceError::Server { status: 500 }),
+                502,
+                "exception",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::Unreachable),
+                502,
+                "transient",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::Timeout),
+                504,
+                "timeout",
+            ),
             (
                 ProxyError::Salesforce(SalesforceError::Token(TokenError::Refused {
                     error: "invalid_client".into(),
@@ -221,7 +255,10 @@ mod tests {
             assert_eq!(o.status.as_u16(), status, "{error:?}");
             assert_eq!(o.issues[0].code.as_str(), code, "{error:?}");
         }
-        let o = ProxyError::Salesforce(SalesforceError::Throttled { retry_after_secs: 30 }).outcome();
+        let o = ProxyError::Salesforce(SalesforceError::Throttled {
+            retry_after_secs: 30,
+        })
+        .outcome();
         assert_eq!(o.retry_after, Some(30));
     }
 
@@ -232,7 +269,11 @@ mod tests {
             messages: vec!["Slot is no longer available".into()],
         })
         .outcome();
-        assert!(o.issues[0].diagnostics.contains("Slot is no longer available"));
+        assert!(
+            o.issues[0]
+                .diagnostics
+                .contains("Slot is no longer available")
+        );
     }
 
     #[test]

@@ -9,6 +9,10 @@
 pub mod config;
 pub mod error;
 pub mod fhir;
+pub mod http;
 pub mod mapping;
 pub mod salesforce;
 pub mod sandbox;
+pub mod server;
+pub mod telemetry;
+pub mod translation;

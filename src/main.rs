@@ -19,7 +19,13 @@ use fhir_salesforce_proxy::translation::translate;
 #[command(name = "fhir-salesforce-proxy", version, about)]
 struct Cli {
     /// Log line format (logs go to standard error).
-    #[arg(long, global = true, value_enum, default_value = "text", env = "FSP_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "FSP_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -109,8 +115,9 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
         let mapping = Mapping::from_toml(EXAMPLE_MAPPING, "mappings/example.toml (embedded)")
             .map_err(|e| e.to_string())?;
         let server = ServerSettings::with_defaults(listen);
-        let app = Application::build(&server, salesforce, mapping)
-            .map_err(|e| format!("cannot listen on {listen}: {e} (choose another with --listen)"))?;
+        let app = Application::build(&server, salesforce, mapping).map_err(|e| {
+            format!("cannot listen on {listen}: {e} (choose another with --listen)")
+        })?;
         println!(
             "fhir-salesforce-proxy demo: FHIR endpoint http://{listen}/fhir, Salesforce sandbox \
              (not Salesforce) at {}\n\nBook the example appointment:\n\n  curl -sS -X POST \
@@ -165,7 +172,10 @@ fn translate_file(appointment: &Path, mapping: &Path) -> ExitCode {
     };
     match translate(&body, format, &mapping) {
         Ok((_, request)) => {
-            println!("{}", serde_json::to_string_pretty(&request).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&request).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -173,7 +183,10 @@ fn translate_file(appointment: &Path, mapping: &Path) -> ExitCode {
             let outcome = operation_outcome(&decided.issues);
             let text = fhirbolt::json::to_string_pretty(&outcome, None).unwrap_or_default();
             println!("{text}");
-            eprintln!("error: the appointment cannot be booked (HTTP {} from the proxy)", decided.status.as_u16());
+            eprintln!(
+                "error: the appointment cannot be booked (HTTP {} from the proxy)",
+                decided.status.as_u16()
+            );
             ExitCode::from(1)
         }
     }

@@ -9,7 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::config::{ServerSettings, SalesforceSettings};
+use crate::config::{SalesforceSettings, ServerSettings};
 use crate::http::{self, AppState, RedactingRootSpan};
 use crate::mapping::Mapping;
 use crate::salesforce::SalesforceClient;
@@ -46,7 +46,8 @@ impl Application {
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
         // One client for the whole process: its connection pool is shared by every worker.
-        let http_client = SalesforceClient::http_client(&salesforce).map_err(std::io::Error::other)?;
+        let http_client =
+            SalesforceClient::http_client(&salesforce).map_err(std::io::Error::other)?;
         let state = web::Data::new(AppState {
             mapping: Arc::new(mapping),
             salesforce: SalesforceClient::new(http_client, salesforce),

@@ -126,7 +126,11 @@ pub struct Issue {
 
 impl Issue {
     /// An error about the element at `expression`.
-    pub fn at(code: IssueCode, expression: impl Into<String>, diagnostics: impl Into<String>) -> Self {
+    pub fn at(
+        code: IssueCode,
+        expression: impl Into<String>,
+        diagnostics: impl Into<String>,
+    ) -> Self {
         Issue {
             severity: Severity::Error,
             code,
@@ -175,11 +179,7 @@ fn to_fhir(issue: &Issue) -> OperationOutcomeIssue {
         severity: issue.severity.as_str().into(),
         code: issue.code.as_str().into(),
         diagnostics: Some(issue.diagnostics.as_str().into()),
-        expression: issue
-            .expression
-            .iter()
-            .map(|e| e.as_str().into())
-            .collect(),
+        expression: issue.expression.iter().map(|e| e.as_str().into()).collect(),
         ..Default::default()
     }
 }
@@ -210,6 +210,9 @@ mod tests {
     fn empty_issue_list_still_yields_one_issue() {
         let outcome = operation_outcome(&[]);
         assert_eq!(outcome.issue.len(), 1);
-        assert_eq!(outcome.issue[0].code.value.as_deref(), Some("informational"));
+        assert_eq!(
+            outcome.issue[0].code.value.as_deref(),
+            Some("informational")
+        );
     }
 }

@@ -35,7 +35,10 @@ pub async fn create(
         Ok(booked) => created(&request, &state, &booked, rendering),
         Err(error) => {
             let decided = error.outcome();
-            tracing::info!(http_status = decided.status.as_u16(), "appointment not booked");
+            tracing::info!(
+                http_status = decided.status.as_u16(),
+                "appointment not booked"
+            );
             response::error(&error, rendering)
         }
     }
@@ -69,7 +72,11 @@ fn created(
     booked: &fhirbolt::model::r4::resources::Appointment,
     rendering: Rendering,
 ) -> HttpResponse {
-    let id = booked.id.as_ref().and_then(|i| i.value.as_deref()).unwrap_or_default();
+    let id = booked
+        .id
+        .as_ref()
+        .and_then(|i| i.value.as_deref())
+        .unwrap_or_default();
     let location = format!("{}/Appointment/{id}", state.base_path);
     let last_modified = booked
         .meta
@@ -78,7 +85,9 @@ fn created(
         .and_then(|l| l.value.clone());
     let mut response = match response::return_preference(request) {
         ReturnPreference::Minimal => HttpResponse::Created().finish(),
-        ReturnPreference::Representation => response::resource(StatusCode::CREATED, booked, rendering),
+        ReturnPreference::Representation => {
+            response::resource(StatusCode::CREATED, booked, rendering)
+        }
         ReturnPreference::OperationOutcome => response::outcome(
             StatusCode::CREATED,
             &[Issue::information(format!(
@@ -93,7 +102,12 @@ fn created(
     }
     if let Some(value) = last_modified
         .and_then(|l| chrono::DateTime::parse_from_rfc3339(&l).ok())
-        .and_then(|d| header::HeaderValue::from_str(&d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok())
+        .and_then(|d| {
+            header::HeaderValue::from_str(
+                &d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            )
+            .ok()
+        })
     {
         headers.insert(header::LAST_MODIFIED, value);
     }

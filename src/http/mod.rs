@@ -49,15 +49,15 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
 
 async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
     let mut response = respond_error(&request, &ProxyError::MethodNotAllowed);
-    response
-        .headers_mut()
-        .insert(actix_web::http::header::ALLOW, HeaderValue::from_static("POST"));
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        HeaderValue::from_static("POST"),
+    );
     response
 }
 
 fn respond_error(request: &HttpRequest, error: &ProxyError) -> HttpResponse {
-    let rendering = response::negotiate(request, None)
-        .unwrap_or_else(|(_, rendering)| rendering);
+    let rendering = response::negotiate(request, None).unwrap_or_else(|(_, rendering)| rendering);
     response::error(error, Rendering { ..rendering })
 }
 

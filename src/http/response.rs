@@ -57,7 +57,10 @@ pub fn query_param(request: &HttpRequest, name: &str) -> Option<String> {
 /// # Errors
 /// [`ProxyError::NotAcceptable`] when nothing acceptable can be produced; the error itself is then
 /// rendered as JSON.
-pub fn negotiate(request: &HttpRequest, body_format: Option<Format>) -> Result<Rendering, (ProxyError, Rendering)> {
+pub fn negotiate(
+    request: &HttpRequest,
+    body_format: Option<Format>,
+) -> Result<Rendering, (ProxyError, Rendering)> {
     let pretty = format::wants_pretty(query_param(request, "_pretty").as_deref());
     let accept = request
         .headers()
@@ -77,17 +80,29 @@ pub fn negotiate(request: &HttpRequest, body_format: Option<Format>) -> Result<R
 }
 
 /// A resource response with the FHIR content type.
-pub fn resource<T>(status: actix_web::http::StatusCode, resource: &T, rendering: Rendering) -> HttpResponse
+pub fn resource<T>(
+    status: actix_web::http::StatusCode,
+    resource: &T,
+    rendering: Rendering,
+) -> HttpResponse
 where
     T: fhirbolt::serde::SerializeResource,
 {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, rendering.format.content_type()))
-        .body(format::serialize(resource, rendering.format, rendering.pretty))
+        .body(format::serialize(
+            resource,
+            rendering.format,
+            rendering.pretty,
+        ))
 }
 
 /// An OperationOutcome response for `issues`.
-pub fn outcome(status: actix_web::http::StatusCode, issues: &[Issue], rendering: Rendering) -> HttpResponse {
+pub fn outcome(
+    status: actix_web::http::StatusCode,
+    issues: &[Issue],
+    rendering: Rendering,
+) -> HttpResponse {
     resource(status, &operation_outcome(issues), rendering)
 }
 

@@ -9,7 +9,9 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use fhirbolt::model::r4::resources::{Appointment, AppointmentParticipant};
 use fhirbolt::model::r4::types::{CodeableConcept, Reference};
 
-use super::file::{CodedElement, Mapping, OtherActors, SendCodes, SlotReferenceStyle, UnmappedCode};
+use super::file::{
+    CodedElement, Mapping, OtherActors, SendCodes, SlotReferenceStyle, UnmappedCode,
+};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::{BookAppointmentRequest, Participant, SlotReference};
@@ -60,8 +62,9 @@ pub fn book_request(
         SendCodes::Always => true,
         SendCodes::WithoutWorkType => work_type_id.is_none(),
     };
-    let visit_codes_present =
-        !(appointment_types.is_empty() && service_categories.is_empty() && service_types.is_empty());
+    let visit_codes_present = !(appointment_types.is_empty()
+        && service_categories.is_empty()
+        && service_types.is_empty());
     let any_codes_sent = send_codes && (visit_codes_present || !specialties.is_empty());
     if work_type_id.is_none() {
         if !visit_codes_present {
@@ -125,7 +128,9 @@ pub fn book_request(
 }
 
 fn text(value: Option<&fhirbolt::model::r4::types::String>) -> Option<String> {
-    value.and_then(|v| v.value.clone()).filter(|v| !v.is_empty())
+    value
+        .and_then(|v| v.value.clone())
+        .filter(|v| !v.is_empty())
 }
 
 /// Formats an instant the way Salesforce's samples do: UTC with milliseconds.
@@ -194,10 +199,7 @@ fn dates(
             "end must be after start",
         ));
     }
-    (
-        Some(salesforce_instant(start)),
-        end.map(salesforce_instant),
-    )
+    (Some(salesforce_instant(start)), end.map(salesforce_instant))
 }
 
 /// A participant on its way to Salesforce, with the kind kept for the checks and for slots.
@@ -213,6 +215,9 @@ fn participants(
     issues: &mut Vec<Issue>,
 ) -> Vec<Mapped> {
     let mut out: Vec<Mapped> = Vec::new();
+    // Kinds named by the appointment, resolved or not: an unresolvable Patient is reported once,
+    // as unresolvable, not a second time as missing.
+    let mut named_kinds: Vec<String> = Vec::new();
     for (i, participant) in appointment.participant.iter().enumerate() {
         let path = format!("Appointment.participant[{i}].actor");
         // Someone who declined does not attend: booking them would reserve their time for nothing.
@@ -247,6 +252,7 @@ fn participants(
             }
             continue;
         };
+        named_kinds.push(kind.clone());
         let Some(id) = salesforce_id(actor, &fhir_type, mapping) else {
             issues.push(Issue::at(
                 IssueCode::NotFound,
@@ -263,6 +269,7 @@ fn participants(
             is_reference_required: is_required(participant),
         };
         if out.iter().any(|m| m.wire.reference == wire.reference) {
+            named_kinds.pop();
             continue; // the same record twice (e.g. Practitioner and PractitionerRole): send once
         }
         out.push(Mapped {
@@ -272,7 +279,7 @@ fn participants(
         });
     }
 
-    let count = |kind: &str| out.iter().filter(|m| m.kind == kind).count();
+    let count = |kind: &str| named_kinds.iter().filter(|k| *k == kind).count();
     if count("Patient") == 0 {
         issues.push(Issue::at(
             IssueCode::Required,
@@ -325,8 +332,8 @@ fn type_and_id(reference: &str) -> Option<(&str, &str)> {
     let mut segments = reference.rsplit('/');
     let id = segments.next()?;
     let fhir_type = segments.next()?;
-    let plausible_type =
-        fhir_type.starts_with(|c: char| c.is_ascii_uppercase()) && fhir_type.chars().all(|c| c.is_ascii_alphabetic());
+    let plausible_type = fhir_type.starts_with(|c: char| c.is_ascii_uppercase())
+        && fhir_type.chars().all(|c| c.is_ascii_alphabetic());
     (plausible_type && !id.is_empty()).then_some((fhir_type, id))
 }
 
@@ -352,7 +359,10 @@ fn salesforce_id(actor: &Reference, fhir_type: &str, mapping: &Mapping) -> Optio
     let identifier = actor.identifier.as_deref()?;
     let system = identifier.system.as_ref()?.value.as_deref()?;
     let value = identifier.value.as_ref()?.value.as_deref()?;
-    mapping.identifiers.get(&format!("{system}|{value}")).cloned()
+    mapping
+        .identifiers
+        .get(&format!("{system}|{value}"))
+        .cloned()
 }
 
 fn slots(
@@ -405,7 +415,11 @@ fn concepts(appointment: &Appointment, element: CodedElement) -> Vec<&CodeableCo
     match element {
         CodedElement::ServiceCategory => appointment.service_category.iter().collect(),
         CodedElement::ServiceType => appointment.service_type.iter().collect(),
-        CodedElement::AppointmentType => appointment.appointment_type.as_deref().into_iter().collect(),
+        CodedElement::AppointmentType => appointment
+            .appointment_type
+            .as_deref()
+            .into_iter()
+            .collect(),
         CodedElement::Specialty => appointment.specialty.iter().collect(),
     }
 }
@@ -619,10 +633,14 @@ mod tests {
         ));
         let mut a = appointment();
         a["participant"][0]["actor"] = json!({"reference": "https://ehr.example/fhir/Patient/p1"});
-        a["participant"][1]["actor"] = json!({"type": "Practitioner", "identifier": {"system": "urn:npi", "value": "42"}});
+        a["participant"][1]["actor"] =
+            json!({"type": "Practitioner", "identifier": {"system": "urn:npi", "value": "42"}});
         let r = map(a, &m).unwrap();
         assert_eq!(r.participants[0].reference, format!("Patient/{PATIENT}"));
-        assert_eq!(r.participants[1].reference, format!("Practitioner/{PRACTITIONER}"));
+        assert_eq!(
+            r.participants[1].reference,
+            format!("Practitioner/{PRACTITIONER}")
+        );
     }
 
     #[test]
@@ -649,7 +667,10 @@ mod tests {
         assert_eq!(r.participants.len(), 3);
         assert_eq!(
             issues(a, &mapping("[participants]\nother_actors = \"reject\"\n")),
-            vec![(IssueCode::BusinessRule, "Appointment.participant[3].actor".to_owned())]
+            vec![(
+                IssueCode::BusinessRule,
+                "Appointment.participant[3].actor".to_owned()
+            )]
         );
     }
 
@@ -661,10 +682,7 @@ mod tests {
             (
                 "unresolvable patient",
                 Box::new(|a| a["participant"][0]["actor"]["reference"] = json!("Patient/123")),
-                vec![
-                    (IssueCode::NotFound, "Appointment.participant[0].actor"),
-                    (IssueCode::Required, "Appointment.participant"),
-                ],
+                vec![(IssueCode::NotFound, "Appointment.participant[0].actor")],
             ),
             (
                 "no location",
@@ -738,8 +756,10 @@ mod tests {
         for (name, mutate, expected) in cases {
             let mut a = appointment();
             mutate(&mut a);
-            let expected: Vec<(IssueCode, String)> =
-                expected.into_iter().map(|(c, e)| (c, e.to_owned())).collect();
+            let expected: Vec<(IssueCode, String)> = expected
+                .into_iter()
+                .map(|(c, e)| (c, e.to_owned()))
+                .collect();
             assert_eq!(issues(a, &m), expected, "{name}");
         }
     }
@@ -769,7 +789,10 @@ mod tests {
         let mut a = appointment();
         a["serviceType"][0]["coding"][0]["code"] = json!("999");
         let with = |policy: &str| mapping("").with_unmapped(policy);
-        assert_eq!(map(a.clone(), &with("send")).unwrap().service_types, vec!["999"]);
+        assert_eq!(
+            map(a.clone(), &with("send")).unwrap().service_types,
+            vec!["999"]
+        );
         // Dropping the only code leaves neither a work type nor codes.
         assert_eq!(
             issues(a.clone(), &with("drop")),
@@ -778,7 +801,10 @@ mod tests {
         assert_eq!(
             issues(a, &with("reject")),
             vec![
-                (IssueCode::CodeInvalid, "Appointment.serviceType[0].coding[0]".to_owned()),
+                (
+                    IssueCode::CodeInvalid,
+                    "Appointment.serviceType[0].coding[0]".to_owned()
+                ),
                 (IssueCode::BusinessRule, "Appointment".to_owned())
             ]
         );

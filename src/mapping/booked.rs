@@ -24,9 +24,9 @@ pub fn booked_appointment(
         ..Default::default()
     }));
     booked.status = fhir_status(salesforce_status, mapping).into();
-    booked
-        .identifier
-        .retain(|i| i.system.as_ref().and_then(|s| s.value.as_deref()) != Some(&mapping.identifier_system));
+    booked.identifier.retain(|i| {
+        i.system.as_ref().and_then(|s| s.value.as_deref()) != Some(&mapping.identifier_system)
+    });
     booked.identifier.push(Identifier {
         r#use: Some("secondary".into()),
         system: Some(mapping.identifier_system.as_str().into()),

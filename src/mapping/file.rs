@@ -678,7 +678,11 @@ mod tests {
     fn bad_files_are_refused_with_line_and_reason() {
         let cases: &[(&str, usize, &str)] = &[
             ("[defaults]\nsource_sistem = \"x\"\n", 2, "unknown field"),
-            ("\n[defaults]\nchannel_id = \"0eFxx\"\n", 3, "not a Salesforce id"),
+            (
+                "\n[defaults]\nchannel_id = \"0eFxx\"\n",
+                3,
+                "not a Salesforce id",
+            ),
             (
                 "[participants.kinds]\nPatient = \"Patient\"\nLocation = \"Site\"\n",
                 3,
@@ -716,13 +720,21 @@ mod tests {
                 2,
                 "unknown variant",
             ),
-            ("[codes.service_type]\nsystems = []\n", 1, "systems is empty"),
+            (
+                "[codes.service_type]\nsystems = []\n",
+                1,
+                "systems is empty",
+            ),
             (
                 "[codes.service_type]\nsystems = [\"s\"]\nunmapped = \"ignore\"\n",
                 3,
                 "unknown variant",
             ),
-            ("[response.status]\nscheduled = \"done\"\n", 2, "not an R4 Appointment status"),
+            (
+                "[response.status]\nscheduled = \"done\"\n",
+                2,
+                "not an R4 Appointment status",
+            ),
             ("[defaults]\ntime_zone = \"Eastern\"\n", 2, "IANA time zone"),
             ("not toml at all", 1, ""),
         ];

@@ -49,10 +49,18 @@ mod tests {
         assert_eq!(serde_json::to_value(&request).unwrap(), documented_sample());
         // Same order of keys as the documentation, so the printed request reads like it.
         let text = serde_json::to_string(&request).unwrap();
-        let keys: Vec<usize> = ["workTypeId", "channelId", "description", "startDate", "endDate", "comment", "participants"]
-            .iter()
-            .map(|k| text.find(&format!("\"{k}\"")).unwrap())
-            .collect();
+        let keys: Vec<usize> = [
+            "workTypeId",
+            "channelId",
+            "description",
+            "startDate",
+            "endDate",
+            "comment",
+            "participants",
+        ]
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\"")).unwrap())
+        .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 }

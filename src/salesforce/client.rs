@@ -245,10 +245,13 @@ mod tests {
     #[test]
     fn classifies_every_documented_answer() {
         assert_eq!(
-            done(201, r#"{"id":"08pxx0000004KhxxAE","isSuccess":true,"status":"scheduled","error":{}}"#)
-                .unwrap()
-                .id
-                .as_deref(),
+            done(
+                201,
+                r#"{"id":"08pxx0000004KhxxAE","isSuccess":true,"status":"scheduled","error":{}}"#
+            )
+            .unwrap()
+            .id
+            .as_deref(),
             Some("08pxx0000004KhxxAE")
         );
         assert!(matches!(
@@ -260,15 +263,32 @@ mod tests {
             Err(SalesforceError::Rejected { messages }) if messages == vec!["INVALID_INPUT: startDate is required".to_owned()]
         ));
         assert!(matches!(
-            done(403, r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#),
-            Err(SalesforceError::Throttled { retry_after_secs: 60 })
+            done(
+                403,
+                r#"[{"errorCode":"REQUEST_LIMIT_EXCEEDED","message":"TotalRequests Limit exceeded."}]"#
+            ),
+            Err(SalesforceError::Throttled {
+                retry_after_secs: 60
+            })
         ));
         assert!(matches!(done(403, "[]"), Err(SalesforceError::Forbidden)));
-        assert!(matches!(done(429, ""), Err(SalesforceError::Throttled { .. })));
+        assert!(matches!(
+            done(429, ""),
+            Err(SalesforceError::Throttled { .. })
+        ));
         assert!(matches!(done(404, ""), Err(SalesforceError::NotFound)));
-        assert!(matches!(done(500, ""), Err(SalesforceError::Server { status: 500 })));
-        assert!(matches!(done(200, "<html>"), Err(SalesforceError::BadResponse)));
-        assert!(matches!(done(200, r#"{"isSuccess":true}"#), Err(SalesforceError::BadResponse)));
+        assert!(matches!(
+            done(500, ""),
+            Err(SalesforceError::Server { status: 500 })
+        ));
+        assert!(matches!(
+            done(200, "<html>"),
+            Err(SalesforceError::BadResponse)
+        ));
+        assert!(matches!(
+            done(200, r#"{"isSuccess":true}"#),
+            Err(SalesforceError::BadResponse)
+        ));
         assert!(matches!(classify(401, b"", 60), Answer::SessionInvalid));
     }
 }

@@ -1,9 +1,9 @@
 //! The Salesforce side: wire types of the Appointment Management API, record ids, the OAuth token
 //! cache and the API client. Knows nothing of FHIR.
 
-pub mod id;
-pub mod wire;
 pub mod client;
+pub mod id;
 pub mod token;
+pub mod wire;
 
 pub use client::{SalesforceClient, SalesforceError};

@@ -136,11 +136,10 @@ async fn fetch(
         }
     })?;
     if status.is_success() {
-        let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-            TokenError::BadResponse {
+        let token: TokenResponse =
+            serde_json::from_slice(&body).map_err(|_| TokenError::BadResponse {
                 status: status.as_u16(),
-            }
-        })?;
+            })?;
         let instance_url = Url::parse(&token.instance_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -161,7 +160,10 @@ async fn fetch(
             Err(TokenError::Refused { error })
         }
         Err(_) => {
-            tracing::warn!(http_status = status.as_u16(), "Salesforce token endpoint answered without a token");
+            tracing::warn!(
+                http_status = status.as_u16(),
+                "Salesforce token endpoint answered without a token"
+            );
             Err(TokenError::BadResponse {
                 status: status.as_u16(),
             })

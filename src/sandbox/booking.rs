@@ -1,10 +1,14 @@
-//! The sandbox's reading of a Book Appointment body: the documented rules of
-//! `salesforce-api.md` §1.2–1.3, applied strictly so that a proxy bug shows up here rather than
-//! against a real org.
+//! The sandbox's reading of a Book or Update Appointment body: the documented rules of
+//! `salesforce-api.md` §1.2–1.3 and §2.1, applied strictly so that a proxy bug shows up here
+//! rather than against a real org.
 //!
 //! Two stages, like Salesforce's own: the JSON parser first (not JSON, not an object, a field it
 //! does not know: `JSON_PARSER_ERROR`, first problem only, since a parser stops there), then the
 //! business rules, which collect every violation (`INVALID_INPUT`, `MALFORMED_ID`).
+//!
+//! Update is Book plus `id` with `endDate` required (§2.1), so both go through [`validate`]; the
+//! parser stage and the small rule helpers are shared with Cancel (`cancel`) and Get Slots
+//! (`slots`), so the three resources word the same mistake the same way.
 
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
@@ -20,7 +24,7 @@ pub(super) const INVALID_INPUT: &str = "INVALID_INPUT";
 pub(super) const MALFORMED_ID: &str = "MALFORMED_ID";
 
 /// Every field of the Book Appointment request on either documentation page (§1.2).
-const TOP_LEVEL_FIELDS: &[&str] = &[
+const BOOK_FIELDS: &[&str] = &[
     "appointmentTypes",
     "channelId",
     "comment",
@@ -36,8 +40,12 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "timeZone",
     "workTypeId",
 ];
+/// What Update adds to Book's fields: the appointment's id, "part of the request URL" (§2.1).
+const UPDATE_ONLY_FIELDS: &[&str] = &["id"];
 const PARTICIPANT_FIELDS: &[&str] = &["reference", "isReferenceRequired"];
 const SLOT_FIELDS: &[&str] = &["id", "reference"];
+const NESTED_FIELDS: &[(&str, &[&str])] =
+    &[("participants", PARTICIPANT_FIELDS), ("slots", SLOT_FIELDS)];
 /// The code lists that the Connect page types as "An array of strings." (§1.3).
 const CODE_LISTS: [&str; 4] = [
     "appointmentTypes",
@@ -49,30 +57,54 @@ const PARTICIPANT_KINDS: [&str; 4] = ["Patient", "Facility", "Practitioner", "De
 /// "Maximum length is 256 characters." (Action page).
 const MAX_COMMENT_CHARS: usize = 256;
 
+/// Which request a body is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action<'a> {
+    /// Book Appointment (`POST …/appointment`).
+    Book,
+    /// Update Appointment (`PUT …/appointment/{url_id}`): Book's fields plus `id`, which must
+    /// equal `url_id`, and `endDate` becomes required.
+    Update {
+        /// The appointment id in the request URL, as sent.
+        url_id: &'a str,
+    },
+}
+
 /// A body that passed every rule.
 #[derive(Debug)]
 pub(super) struct ValidBooking {
-    /// The request as sent, kept for [`super::Booking`].
+    /// The request as sent, kept for [`super::Booking`] and [`super::StoredAppointment`].
     pub request: Value,
     /// The `slots[].id` values, to check and mark as taken.
     pub slot_ids: Vec<String>,
 }
 
-/// Checks a Book Appointment body. On refusal, returns the platform errors to answer 400 with.
-pub(super) fn validate(body: &[u8]) -> Result<ValidBooking, Vec<PlatformError>> {
-    let request: Value = serde_json::from_slice(body)
-        .map_err(|e| vec![parser_error(format!("Invalid JSON body: {e}"))])?;
-    let Some(object) = request.as_object() else {
-        return Err(vec![parser_error(
-            "Expected a JSON object at the top level of the request body".to_owned(),
-        )]);
+/// Checks a Book or Update Appointment body. On refusal, returns the platform errors to answer
+/// 400 with.
+pub(super) fn validate(
+    body: &[u8],
+    action: Action<'_>,
+) -> Result<ValidBooking, Vec<PlatformError>> {
+    let url_id = match action {
+        Action::Book => None,
+        Action::Update { url_id } => Some(url_id),
     };
-    if let Some(error) = unrecognized_field(object) {
-        return Err(vec![error]);
-    }
+    let known: &[&[&str]] = if url_id.is_some() {
+        &[BOOK_FIELDS, UPDATE_ONLY_FIELDS]
+    } else {
+        &[BOOK_FIELDS]
+    };
+    let map = parse_object(body, known, NESTED_FIELDS)?;
+    let object = &map;
 
     let mut errors = Vec::new();
-    check_dates(object, &mut errors);
+    if let Some(url_id) = url_id {
+        // First: a body for another appointment is the most telling mistake.
+        check_url_id(object, url_id, &mut errors);
+    }
+    // The Connect Update page marks endDate "Required"; Book's pages disagree, so Book keeps the
+    // lenient reading (§1.2, §2.1).
+    check_dates(object, url_id.is_some(), &mut errors);
     check_participants(object, &mut errors);
     let work_type = check_id(object, "workTypeId", &mut errors);
     check_id(object, "channelId", &mut errors);
@@ -81,7 +113,67 @@ pub(super) fn validate(body: &[u8]) -> Result<ValidBooking, Vec<PlatformError>> 
         *given = check_code_list(object, name, &mut errors);
     }
     // specialties (the last list) narrows a search; it does not say what is booked.
-    if !work_type && !codes_given[..3].iter().any(|g| *g) {
+    let source_system = check_string(object, "sourceSystem", &mut errors);
+    require_service(
+        work_type,
+        codes_given[..3].iter().any(|g| *g),
+        source_system,
+        &mut errors,
+    );
+    if let Some(comment) = check_string(object, "comment", &mut errors) {
+        let length = comment.chars().count();
+        if length > MAX_COMMENT_CHARS {
+            errors.push(invalid(
+                "comment",
+                format!("comment is {length} characters long; the maximum is {MAX_COMMENT_CHARS}"),
+            ));
+        }
+    }
+    check_string(object, "description", &mut errors);
+    check_string(object, "timeZone", &mut errors);
+    let slot_ids = check_slots(object, &mut errors);
+
+    if errors.is_empty() {
+        Ok(ValidBooking {
+            request: Value::Object(map),
+            slot_ids,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The parser stage: the body must be a JSON object whose fields are all in one of the `known`
+/// lists, and whose `nested` arrays (`(field, known fields of its elements)`) hold objects with
+/// known fields only. Returns the body's object, or the first parser error.
+pub(super) fn parse_object(
+    body: &[u8],
+    known: &[&[&str]],
+    nested: &[(&str, &[&str])],
+) -> Result<Map<String, Value>, Vec<PlatformError>> {
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|e| vec![parser_error(format!("Invalid JSON body: {e}"))])?;
+    let Value::Object(object) = request else {
+        return Err(vec![parser_error(
+            "Expected a JSON object at the top level of the request body".to_owned(),
+        )]);
+    };
+    if let Some(error) = unrecognized_field(&object, known, nested) {
+        return Err(vec![error]);
+    }
+    Ok(object)
+}
+
+/// The rule shared by Book, Update and Get Slots on what is asked for: a `workTypeId`, or codes
+/// (`appointmentTypes`, `serviceTypes`, `serviceCategories`) together with the `sourceSystem`
+/// they come from. `work_type` and `codes` say whether each was given at all.
+pub(super) fn require_service(
+    work_type: bool,
+    codes: bool,
+    source_system: Option<&str>,
+    errors: &mut Vec<PlatformError>,
+) {
+    if !work_type && !codes {
         errors.push(PlatformError {
             message: "One of workTypeId, appointmentTypes, serviceTypes or serviceCategories \
                       is required"
@@ -97,30 +189,35 @@ pub(super) fn validate(body: &[u8]) -> Result<ValidBooking, Vec<PlatformError>> 
             .to_vec(),
         });
     }
-    let source_system = check_string(object, "sourceSystem", &mut errors);
     if !work_type && source_system.is_none_or(str::is_empty) {
         errors.push(invalid(
             "sourceSystem",
             "sourceSystem is required when workTypeId is not provided".to_owned(),
         ));
     }
-    if let Some(comment) = check_string(object, "comment", &mut errors) {
-        let length = comment.chars().count();
-        if length > MAX_COMMENT_CHARS {
-            errors.push(invalid(
-                "comment",
-                format!("comment is {length} characters long; the maximum is {MAX_COMMENT_CHARS}"),
-            ));
-        }
-    }
-    check_string(object, "description", &mut errors);
-    check_string(object, "timeZone", &mut errors);
-    let slot_ids = check_slots(object, &mut errors);
+}
 
-    if errors.is_empty() {
-        Ok(ValidBooking { request, slot_ids })
-    } else {
-        Err(errors)
+/// `id` in an Update or Cancel body: required, and the very id of the URL (compared exactly, as
+/// sent: a body meant for another appointment must not change this one).
+pub(super) fn check_url_id(
+    object: &Map<String, Value>,
+    url_id: &str,
+    errors: &mut Vec<PlatformError>,
+) {
+    match field(object, "id") {
+        None => errors.push(invalid(
+            "id",
+            format!("id is required and must equal the appointment id in the URL, \"{url_id}\""),
+        )),
+        Some(Value::String(id)) if id == url_id => {}
+        Some(Value::String(id)) => errors.push(invalid(
+            "id",
+            format!("id \"{id}\" does not match the appointment id in the URL, \"{url_id}\""),
+        )),
+        Some(other) => errors.push(invalid(
+            "id",
+            format!("id must be a string; got {}", type_name(other)),
+        )),
     }
 }
 
@@ -132,11 +229,13 @@ fn parser_error(message: String) -> PlatformError {
     }
 }
 
-fn invalid(field: &str, message: String) -> PlatformError {
+/// An `INVALID_INPUT` violation of `field`.
+pub(super) fn invalid(field: &str, message: String) -> PlatformError {
     violation(INVALID_INPUT, field, message)
 }
 
-fn violation(code: &str, field: &str, message: String) -> PlatformError {
+/// A violation with its code, naming `field` in `fields`.
+pub(super) fn violation(code: &str, field: &str, message: String) -> PlatformError {
     PlatformError {
         message,
         error_code: code.to_owned(),
@@ -144,26 +243,33 @@ fn violation(code: &str, field: &str, message: String) -> PlatformError {
     }
 }
 
-/// The first field the parser would not know, at the top level or inside a participant or slot
-/// (Salesforce maps the body onto fixed input classes, so an extra field fails the parse).
-fn unrecognized_field(object: &Map<String, Value>) -> Option<PlatformError> {
-    let unknown_in = |map: &Map<String, Value>, known: &[&str], at: &str| {
-        map.keys().find(|k| !known.contains(&k.as_str())).map(|k| {
+/// The first field the parser would not know, at the top level or inside an element of a nested
+/// array (Salesforce maps the body onto fixed input classes, so an extra field fails the parse).
+fn unrecognized_field(
+    object: &Map<String, Value>,
+    known: &[&[&str]],
+    nested: &[(&str, &[&str])],
+) -> Option<PlatformError> {
+    let unknown = |map: &Map<String, Value>, at: &str, is_known: &dyn Fn(&str) -> bool| {
+        map.keys().find(|k| !is_known(k)).map(|k| {
             parser_error(format!(
                 "Unrecognized field \"{k}\"{at}, not marked as ignorable"
             ))
         })
     };
-    if let Some(error) = unknown_in(object, TOP_LEVEL_FIELDS, "") {
+    let top_level = |name: &str| known.iter().any(|list| list.contains(&name));
+    if let Some(error) = unknown(object, "", &top_level) {
         return Some(error);
     }
-    for (list, known) in [("participants", PARTICIPANT_FIELDS), ("slots", SLOT_FIELDS)] {
-        let Some(Value::Array(items)) = object.get(list) else {
+    for (list, element_fields) in nested {
+        let Some(Value::Array(items)) = object.get(*list) else {
             continue;
         };
         for (i, item) in items.iter().enumerate() {
             if let Some(map) = item.as_object()
-                && let Some(error) = unknown_in(map, known, &format!(" in {list}[{i}]"))
+                && let Some(error) = unknown(map, &format!(" in {list}[{i}]"), &|name| {
+                    element_fields.contains(&name)
+                })
             {
                 return Some(error);
             }
@@ -173,12 +279,12 @@ fn unrecognized_field(object: &Map<String, Value>) -> Option<PlatformError> {
 }
 
 /// A field's value, with JSON `null` read as absent (as Salesforce's parser does).
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.get(name).filter(|v| !v.is_null())
 }
 
 /// A short name of a JSON value's type, for messages.
-fn type_name(value: &Value) -> &'static str {
+pub(super) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -190,7 +296,7 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// An optional string field; a non-string is a violation.
-fn check_string<'a>(
+pub(super) fn check_string<'a>(
     object: &'a Map<String, Value>,
     name: &str,
     errors: &mut Vec<PlatformError>,
@@ -227,14 +333,20 @@ fn parse_date(
     parsed
 }
 
-fn check_dates(object: &Map<String, Value>, errors: &mut Vec<PlatformError>) {
-    let start = if field(object, "startDate").is_some() {
-        parse_date(object, "startDate", errors)
-    } else {
-        errors.push(invalid("startDate", "startDate is required".to_owned()));
-        None
+/// `startDate` (required), `endDate` (required when `end_required`), and their order.
+fn check_dates(object: &Map<String, Value>, end_required: bool, errors: &mut Vec<PlatformError>) {
+    let mut date = |name: &str, required: bool| {
+        if field(object, name).is_some() {
+            parse_date(object, name, errors)
+        } else {
+            if required {
+                errors.push(invalid(name, format!("{name} is required")));
+            }
+            None
+        }
     };
-    let end = parse_date(object, "endDate", errors);
+    let start = date("startDate", true);
+    let end = date("endDate", end_required);
     if let (Some(start), Some(end)) = (start, end)
         && end <= start
     {
@@ -247,7 +359,11 @@ fn check_dates(object: &Map<String, Value>, errors: &mut Vec<PlatformError>) {
 
 /// An optional Salesforce id field. Returns whether a value was given at all, so a malformed id
 /// does not also count as missing.
-fn check_id(object: &Map<String, Value>, name: &str, errors: &mut Vec<PlatformError>) -> bool {
+pub(super) fn check_id(
+    object: &Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<PlatformError>,
+) -> bool {
     let Some(id) = check_string(object, name, errors) else {
         return field(object, name).is_some();
     };
@@ -262,7 +378,7 @@ fn check_id(object: &Map<String, Value>, name: &str, errors: &mut Vec<PlatformEr
 }
 
 /// An optional array of code strings. Returns whether a non-empty value was given.
-fn check_code_list(
+pub(super) fn check_code_list(
     object: &Map<String, Value>,
     name: &str,
     errors: &mut Vec<PlatformError>,

@@ -2,23 +2,43 @@
 //! Salesforce**: every response carries `X-Sandbox: fhir-salesforce-proxy sandbox - not
 //! Salesforce`, and `GET /` says so in plain text.
 //!
-//! It serves the two things the proxy calls (see `salesforce-api.md`):
+//! It serves what the proxy calls (see `salesforce-api.md`), under
+//! `/services/data/vNN.N/connect/health/appointment-management` (`…` below; NN.N ≥ 65.0):
 //! - `POST /services/oauth2/token`: the client-credentials grant (§3.3), answering like Salesforce:
 //!   no `expires_in`, `instance_url` pointing back at the sandbox.
-//! - `POST /services/data/vNN.N/connect/health/appointment-management/appointment` (NN.N ≥ 65.0):
-//!   Book Appointment (§1), checking the documented rules strictly (module `booking`), answering 201
-//!   with an `08p…` id, 200 `isSuccess:false` when a slot is already taken (the other documented
-//!   output shape), 401 `INVALID_SESSION_ID` for a missing, unknown or expired token.
+//! - `POST …/appointment`: Book Appointment (§1), checking the documented rules strictly (module
+//!   `booking`), answering 201 `{"id":"08p…","isSuccess":true,"status":"Scheduled","error":[]}`,
+//!   or 200 `isSuccess:false`, `status` `Rejected`, when a slot is already taken (the other
+//!   documented output shape).
+//! - `PUT …/appointment/{id}`: Update Appointment (§2.1): Book's rules plus `id`, equal to the
+//!   URL's, and a required `endDate`; answering 200 with the Action page's one-element array
+//!   `[{"id","isSuccess":true,"status":"Scheduled","errorMessages":[]}]`, so a proxy meets both
+//!   output shapes; 200 `isSuccess:false` (an object) for a cancelled appointment or a slot held by
+//!   another one. Slots the appointment no longer lists are freed.
+//! - `PATCH …/appointment/{id}`: Cancel Appointment (§2.2), `{"id","status","cancellationReason"?,
+//!   "comment"?}` with `status` exactly one of [`SandboxSettings::cancel_statuses`] (else 400
+//!   `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`); answering 200
+//!   `{"id","isSuccess":true,"status":"<as sent>","errorMessages":[]}` and freeing the slots, or
+//!   200 `isSuccess:false` when already cancelled.
+//! - `POST …/slots`: Get Slots (§2.3): free 30-minute slots, 09:00–17:00 UTC, for each resource
+//!   asked for, minus booked ones (module `slots`), under `resourceSlotDetails` or
+//!   `resourceSlots` ([`SandboxSettings::slots_key`]).
 //!
-//! Everything else is 404 `NOT_FOUND`. State lives in memory only; tests read it back through
-//! [`Sandbox::bookings`] and [`Sandbox::token_requests`].
+//! Every `/services/data` call answers 401 `INVALID_SESSION_ID` for a missing, unknown or expired
+//! token, then 404 `NOT_FOUND` for a version before 65.0, then 400 with a platform error array for
+//! a body that breaks a rule. Update and Cancel answer 404 `NOT_FOUND` for an id the sandbox did not
+//! book. Everything else is 404 `NOT_FOUND`. State lives in memory only; tests read it back through
+//! [`Sandbox::bookings`], [`Sandbox::appointment`], [`Sandbox::cancellations`] and
+//! [`Sandbox::token_requests`].
 
 mod booking;
+mod cancel;
 mod oauth;
+mod slots;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +53,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use self::booking::Action;
 use crate::salesforce::id::to_case_safe;
 use crate::salesforce::wire::{PlatformError, TokenResponse};
 
@@ -47,6 +68,12 @@ const SANDBOX_LABEL: &str = "fhir-salesforce-proxy sandbox - not Salesforce";
 const TOKEN_PATH: &str = "/services/oauth2/token";
 const BOOK_PATH: &str =
     "/services/data/{version}/connect/health/appointment-management/appointment";
+/// Update (PUT) and Cancel (PATCH) share this path and tell each other apart by method.
+const APPOINTMENT_PATH: &str =
+    "/services/data/{version}/connect/health/appointment-management/appointment/{id}";
+const SLOTS_PATH: &str = "/services/data/{version}/connect/health/appointment-management/slots";
+/// The status of a booked or updated appointment; the output samples spell it so (or lower-case).
+const SCHEDULED: &str = "Scheduled";
 /// Fake org and user ids, spelled so they read as sandbox ids (18 characters, like real ones).
 const ORG_ID: &str = "00DSANDBOX00000000";
 const USER_ID: &str = "005SANDBOX00000000";
@@ -58,8 +85,13 @@ This is NOT Salesforce. It is a local stand-in for a Salesforce Health Cloud org
 tests of fhir-salesforce-proxy. Nothing booked here reaches a real org; everything is kept in\n\
 memory and forgotten when it stops.\n\
 \n\
-POST /services/oauth2/token  (grant_type=client_credentials)\n\
-POST /services/data/vNN.N/connect/health/appointment-management/appointment  (NN.N >= 65.0)\n";
+POST  /services/oauth2/token  (grant_type=client_credentials)\n\
+\n\
+Under /services/data/vNN.N/connect/health/appointment-management (NN.N >= 65.0), with a token:\n\
+POST  .../appointment       Book Appointment\n\
+PUT   .../appointment/{id}  Update Appointment\n\
+PATCH .../appointment/{id}  Cancel Appointment\n\
+POST  .../slots             Get Slots (30-minute slots, 09:00-17:00 UTC)\n";
 
 /// What the sandbox accepts as a client and how long its tokens live.
 #[derive(Debug, Clone)]
@@ -71,15 +103,46 @@ pub struct SandboxSettings {
     /// How long an issued token is accepted. Counted from issue, not from last use (Salesforce's
     /// timeout is idle-based): the stricter rule makes a proxy that trusts a token too long fail.
     pub token_lifetime: Duration,
+    /// The org's cancellation statuses: the only `status` values Cancel Appointment accepts,
+    /// compared exactly, as a restricted picklist is. Salesforce's pages spell the word both
+    /// `Canceled` and `Cancelled` (§2.2), so set this to what the proxy's mapping is meant to send.
+    pub cancel_statuses: Vec<String>,
+    /// Which documented spelling Get Slots answers its outer array under.
+    pub slots_key: SlotsKey,
 }
 
 impl Default for SandboxSettings {
-    /// `sandbox-client` / `sandbox-secret`, tokens living 2 h (Salesforce's usual session timeout).
+    /// `sandbox-client` / `sandbox-secret`, tokens living 2 h (Salesforce's usual session timeout),
+    /// `Canceled` as the only cancellation status (the ServiceAppointment picklist's default
+    /// spelling), Get Slots answering under `resourceSlotDetails`.
     fn default() -> Self {
         SandboxSettings {
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
             token_lifetime: Duration::from_secs(2 * 60 * 60),
+            cancel_statuses: vec!["Canceled".to_owned()],
+            slots_key: SlotsKey::default(),
+        }
+    }
+}
+
+/// The name of Get Slots' outer array. The documentation disagrees with itself (§2.3): the
+/// property table says `resourceSlots`, the example and the Action page `resourceSlotDetails`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlotsKey {
+    /// `resourceSlotDetails`, as in the documented example and the Action page.
+    #[default]
+    ResourceSlotDetails,
+    /// `resourceSlots`, as in the Get Slots output property table.
+    ResourceSlots,
+}
+
+impl SlotsKey {
+    /// The JSON property name.
+    pub fn field_name(self) -> &'static str {
+        match self {
+            SlotsKey::ResourceSlotDetails => "resourceSlotDetails",
+            SlotsKey::ResourceSlots => "resourceSlots",
         }
     }
 }
@@ -91,6 +154,22 @@ pub struct Booking {
     pub id: String,
     /// The request body as received.
     pub request: Value,
+}
+
+/// An appointment as the sandbox holds it now, after any Update or Cancel (a [`Booking`] stays as
+/// it was booked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAppointment {
+    /// The 18-character `08p…` id minted when it was booked.
+    pub id: String,
+    /// The body of the last Book or Update that succeeded on it.
+    pub request: Value,
+    /// `Scheduled`, or the cancellation status it was cancelled with.
+    pub status: String,
+    /// Whether it was cancelled; then it can be neither updated nor cancelled again.
+    pub cancelled: bool,
+    /// The Cancel body that cancelled it.
+    pub cancellation: Option<Value>,
 }
 
 /// A running sandbox, serving on a listener it was given.
@@ -149,6 +228,19 @@ impl Sandbox {
     /// What was booked, in order.
     pub fn bookings(&self) -> Vec<Booking> {
         self.shared.lock().bookings.clone()
+    }
+
+    /// The appointment with this id (18 characters, or its 15-character form) as it is now.
+    pub fn appointment(&self, id: &str) -> Option<StoredAppointment> {
+        let state = self.shared.lock();
+        state
+            .find(id)
+            .map(|index| state.appointments[index].clone())
+    }
+
+    /// The ids of the appointments cancelled, in the order they were cancelled.
+    pub fn cancellations(&self) -> Vec<String> {
+        self.shared.lock().cancellations.clone()
     }
 
     /// How many token requests were answered, refused ones included.
@@ -213,6 +305,9 @@ fn build_server(
             .route("/", web::get().to(index))
             .route(TOKEN_PATH, web::post().to(token))
             .route(BOOK_PATH, web::post().to(book))
+            .route(APPOINTMENT_PATH, web::put().to(update))
+            .route(APPOINTMENT_PATH, web::patch().to(cancel))
+            .route(SLOTS_PATH, web::post().to(get_slots))
             .default_service(web::to(not_found))
     })
     .workers(workers);
@@ -238,8 +333,28 @@ struct State {
     tokens: HashMap<String, Option<Instant>>,
     token_requests: usize,
     bookings: Vec<Booking>,
-    /// Slot ids already booked; a second booking of one is rejected.
-    taken_slots: HashSet<String>,
+    /// Every appointment booked, as it is now, in booking order (the order of `bookings`).
+    appointments: Vec<StoredAppointment>,
+    /// Slot id → index in `appointments` of the live appointment holding it. Another booking of
+    /// the slot is rejected; cancelling or moving the appointment frees it.
+    taken_slots: HashMap<String, usize>,
+    /// Ids cancelled, in order.
+    cancellations: Vec<String>,
+}
+
+impl State {
+    /// The index of the appointment `id` names: its 18-character id exactly, or its 15-character
+    /// case-sensitive form, since Salesforce takes either in a URL.
+    fn find(&self, id: &str) -> Option<usize> {
+        self.appointments
+            .iter()
+            .position(|a| a.id == id || (id.len() == 15 && a.id.starts_with(id)))
+    }
+
+    /// Frees every slot the appointment at `index` holds.
+    fn release_slots(&mut self, index: usize) {
+        self.taken_slots.retain(|_, holder| *holder != index);
+    }
 }
 
 impl Shared {
@@ -273,12 +388,36 @@ fn platform_error(status: StatusCode, code: &str, message: &str) -> HttpResponse
     }])
 }
 
-async fn not_found() -> HttpResponse {
+fn resource_not_found() -> HttpResponse {
     platform_error(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
         "The requested resource does not exist",
     )
+}
+
+async fn not_found() -> HttpResponse {
+    resource_not_found()
+}
+
+/// Update or Cancel of an id the sandbox never booked: Salesforce's wording, plus the id.
+fn appointment_not_found(id: &str) -> HttpResponse {
+    platform_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &format!("The requested resource does not exist: no appointment has id {id}"),
+    )
+}
+
+/// The documented `isSuccess:false` output: a 200 object with `errorMessages` (not `error`), so a
+/// proxy that trusts the HTTP status alone books nothing and says it did.
+fn not_successful(id: Option<&str>, status: &str, message: String) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "id": id,
+        "isSuccess": false,
+        "status": status,
+        "errorMessages": [message],
+    }))
 }
 
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
@@ -401,24 +540,32 @@ fn supported_version(version: &str) -> bool {
         && major.parse::<u32>().is_ok_and(|m| m >= FIRST_VERSION)
 }
 
+/// What every `/services/data` resource checks before reading a body; `Some` is the answer.
+fn refuse_call(req: &HttpRequest, version: &str, shared: &Shared) -> Option<HttpResponse> {
+    // Salesforce authenticates before it routes a versioned resource, so a bad token wins.
+    if !authorised(req, shared) {
+        return Some(platform_error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        ));
+    }
+    if !supported_version(version) {
+        return Some(resource_not_found());
+    }
+    None
+}
+
 async fn book(
     req: HttpRequest,
     version: web::Path<String>,
     body: web::Bytes,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
-    // Salesforce authenticates before it routes a versioned resource, so a bad token wins.
-    if !authorised(&req, &shared) {
-        return platform_error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_SESSION_ID",
-            "Session expired or invalid",
-        );
+    if let Some(refusal) = refuse_call(&req, &version, &shared) {
+        return refusal;
     }
-    if !supported_version(&version) {
-        return not_found().await;
-    }
-    let valid = match booking::validate(&body) {
+    let valid = match booking::validate(&body, Action::Book) {
         Ok(valid) => valid,
         Err(errors) => return HttpResponse::BadRequest().json(errors),
     };
@@ -427,30 +574,178 @@ async fn book(
     if let Some(taken) = valid
         .slot_ids
         .iter()
-        .find(|id| state.taken_slots.contains(*id))
+        .find(|id| state.taken_slots.contains_key(*id))
     {
-        // The documented `isSuccess:false` output, on a 2xx, with `errorMessages` (not `error`).
-        return HttpResponse::Ok().json(json!({
-            "id": null,
-            "isSuccess": false,
-            "status": "Rejected",
-            "errorMessages": [format!("Slot {taken} is no longer available")],
-        }));
+        return not_successful(
+            None,
+            "Rejected",
+            format!("Slot {taken} is no longer available"),
+        );
     }
     let id = mint_appointment_id(state.bookings.len() as u64 + 1);
-    state.taken_slots.extend(valid.slot_ids);
+    let index = state.appointments.len();
+    for slot in valid.slot_ids {
+        state.taken_slots.insert(slot, index);
+    }
     state.bookings.push(Booking {
         id: id.clone(),
+        request: valid.request.clone(),
+    });
+    state.appointments.push(StoredAppointment {
+        id: id.clone(),
         request: valid.request,
+        status: SCHEDULED.to_owned(),
+        cancelled: false,
+        cancellation: None,
     });
     drop(state);
     tracing::info!(%id, "sandbox booked an appointment");
     HttpResponse::Created().json(json!({
         "id": id,
         "isSuccess": true,
-        "status": "Scheduled",
+        "status": SCHEDULED,
         "error": [],
     }))
+}
+
+/// Update Appointment: `PUT …/appointment/{id}`.
+async fn update(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let (version, url_id) = path.into_inner();
+    if let Some(refusal) = refuse_call(&req, &version, &shared) {
+        return refusal;
+    }
+    let valid = match booking::validate(&body, Action::Update { url_id: &url_id }) {
+        Ok(valid) => valid,
+        Err(errors) => return HttpResponse::BadRequest().json(errors),
+    };
+
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let Some(index) = state.find(&url_id) else {
+        return appointment_not_found(&url_id);
+    };
+    let current = &state.appointments[index];
+    let id = current.id.clone();
+    if current.cancelled {
+        return not_successful(
+            Some(&id),
+            &current.status,
+            format!(
+                "Appointment {id} is cancelled ({}) and cannot be updated",
+                current.status
+            ),
+        );
+    }
+    // Its own slots it may keep; one held by another appointment is not available. On refusal
+    // nothing changes: the appointment keeps its time and its slots.
+    if let Some(taken) = valid.slot_ids.iter().find(|slot| {
+        state
+            .taken_slots
+            .get(*slot)
+            .is_some_and(|holder| *holder != index)
+    }) {
+        return not_successful(
+            Some(&id),
+            "Rejected",
+            format!("Slot {taken} is no longer available"),
+        );
+    }
+    state.release_slots(index);
+    for slot in valid.slot_ids {
+        state.taken_slots.insert(slot, index);
+    }
+    let appointment = &mut state.appointments[index];
+    appointment.request = valid.request;
+    appointment.status = SCHEDULED.to_owned();
+    drop(guard);
+    tracing::info!(%id, "sandbox updated an appointment");
+    // The Update Action page's sample shape: a one-element array, `errorMessages`.
+    HttpResponse::Ok().json(json!([{
+        "id": id,
+        "isSuccess": true,
+        "status": SCHEDULED,
+        "errorMessages": [],
+    }]))
+}
+
+/// Cancel Appointment: `PATCH …/appointment/{id}`.
+async fn cancel(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let (version, url_id) = path.into_inner();
+    if let Some(refusal) = refuse_call(&req, &version, &shared) {
+        return refusal;
+    }
+    let valid = match cancel::validate(&body, &url_id, &shared.settings.cancel_statuses) {
+        Ok(valid) => valid,
+        Err(errors) => return HttpResponse::BadRequest().json(errors),
+    };
+
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let Some(index) = state.find(&url_id) else {
+        return appointment_not_found(&url_id);
+    };
+    let appointment = &mut state.appointments[index];
+    let id = appointment.id.clone();
+    if appointment.cancelled {
+        return not_successful(
+            Some(&id),
+            &appointment.status,
+            format!(
+                "Appointment {id} is already cancelled ({})",
+                appointment.status
+            ),
+        );
+    }
+    appointment.status.clone_from(&valid.status);
+    appointment.cancelled = true;
+    appointment.cancellation = Some(valid.request);
+    state.release_slots(index);
+    state.cancellations.push(id.clone());
+    drop(guard);
+    tracing::info!(%id, "sandbox cancelled an appointment");
+    // The Cancel Action page's sample shape: an object with `errorMessages`.
+    HttpResponse::Ok().json(json!({
+        "id": id,
+        "isSuccess": true,
+        "status": valid.status,
+        "errorMessages": [],
+    }))
+}
+
+/// Get Slots: `POST …/slots`.
+async fn get_slots(
+    req: HttpRequest,
+    version: web::Path<String>,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    if let Some(refusal) = refuse_call(&req, &version, &shared) {
+        return refusal;
+    }
+    let query = match slots::validate(&body) {
+        Ok(query) => query,
+        Err(errors) => return HttpResponse::BadRequest().json(errors),
+    };
+    let details = {
+        let state = shared.lock();
+        slots::available(&query, |slot| state.taken_slots.contains_key(slot))
+    };
+    let mut answer = serde_json::Map::new();
+    answer.insert(
+        shared.settings.slots_key.field_name().to_owned(),
+        json!(details),
+    );
+    HttpResponse::Ok().json(Value::Object(answer))
 }
 
 /// The `serial`-th ServiceAppointment id: `08p` (the key prefix in the docs' samples), `SB0`

@@ -1,4 +1,8 @@
-//! End-to-end tests of the sandbox over real HTTP on 127.0.0.1:0 (no other network).
+//! End-to-end tests of the sandbox over real HTTP on 127.0.0.1:0 (no other network): the token
+//! endpoint and Book here, Update and Cancel in `appointments`, Get Slots in `get_slots`.
+
+mod appointments;
+mod get_slots;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -108,6 +112,24 @@ async fn fetch_token(sandbox: &Sandbox) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Any method, any path, an optional `Authorization` value, a JSON body.
+async fn send(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let mut request = client()
+        .request(method, format!("{}{path}", sandbox.base_url()))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    json_of(request.send().await.unwrap()).await
+}
+
 async fn book_at(
     sandbox: &Sandbox,
     path: &str,
@@ -153,12 +175,32 @@ async fn root_says_it_is_not_salesforce_and_unknown_paths_are_not_found() {
     );
     let text = response.text().await.unwrap();
     assert!(text.contains("This is NOT Salesforce"), "{text}");
+    for endpoint in [
+        "POST  /services/oauth2/token",
+        "POST  .../appointment       Book Appointment",
+        "PUT   .../appointment/{id}  Update Appointment",
+        "PATCH .../appointment/{id}  Cancel Appointment",
+        "POST  .../slots             Get Slots",
+    ] {
+        assert!(text.contains(endpoint), "{endpoint:?} listed in {text}");
+    }
 
     for (method, path) in [
         (reqwest::Method::GET, "/services/data/v65.0/sobjects"),
         (reqwest::Method::GET, "/services/oauth2/token"),
         (reqwest::Method::GET, BOOK),
         (reqwest::Method::POST, "/"),
+        // Update and Cancel have an id; the collection has neither PUT nor PATCH.
+        (reqwest::Method::PUT, BOOK),
+        (reqwest::Method::PATCH, BOOK),
+        (
+            reqwest::Method::DELETE,
+            "/services/data/v65.0/connect/health/appointment-management/appointment/08pSB0000000001AAA",
+        ),
+        (
+            reqwest::Method::GET,
+            "/services/data/v65.0/connect/health/appointment-management/slots",
+        ),
     ] {
         let response = client()
             .request(method.clone(), format!("{}{path}", sandbox.base_url()))
@@ -1014,6 +1056,10 @@ fn default_settings_match_the_constants() {
     assert_eq!(settings.client_id, "sandbox-client");
     assert_eq!(settings.client_secret.expose_secret(), "sandbox-secret");
     assert_eq!(settings.token_lifetime, Duration::from_secs(7200));
+    assert_eq!(settings.cancel_statuses, ["Canceled"]);
+    assert_eq!(settings.slots_key, SlotsKey::ResourceSlotDetails);
+    assert_eq!(settings.slots_key.field_name(), "resourceSlotDetails");
+    assert_eq!(SlotsKey::ResourceSlots.field_name(), "resourceSlots");
     assert!(
         !format!("{settings:?}").contains("sandbox-secret"),
         "secret is redacted"

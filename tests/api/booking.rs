@@ -36,7 +36,11 @@ async fn example_appointment_is_booked_and_returned_as_fhir() {
         "use": "secondary", "system": "urn:salesforce:ServiceAppointment", "value": id
     })));
     // The client's own identifier is kept.
-    assert!(identifiers.iter().any(|i| i["value"] == "A-2025-07-21-0001"));
+    assert!(
+        identifiers
+            .iter()
+            .any(|i| i["value"] == "A-2025-07-21-0001")
+    );
     // What Salesforce received is the documented sample request.
     assert_eq!(
         bookings[0].request,
@@ -61,7 +65,10 @@ async fn spec_example_is_booked_through_a_crosswalk() {
     let (app, sandbox) = spawn_with_sandbox(fixture_mapping("spec-crosswalk.toml"));
 
     let response = app
-        .post_appointment(fixture("fhir/appointment-example.json"), "application/fhir+json")
+        .post_appointment(
+            fixture("fhir/appointment-example.json"),
+            "application/fhir+json",
+        )
         .await;
 
     assert_eq!(response.status(), 201);
@@ -96,7 +103,10 @@ async fn xml_in_gives_xml_out() {
     let (app, sandbox) = spawn_with_sandbox(fixture_mapping("spec-crosswalk.toml"));
 
     let response = app
-        .post_appointment(fixture("fhir/appointment-example.xml"), "application/fhir+xml")
+        .post_appointment(
+            fixture("fhir/appointment-example.xml"),
+            "application/fhir+xml",
+        )
         .await;
 
     assert_eq!(response.status(), 201);
@@ -106,10 +116,16 @@ async fn xml_in_gives_xml_out() {
     );
     let text = response.text().await.unwrap();
     let id = &sandbox.bookings()[0].id;
-    assert!(text.contains("<Appointment xmlns=\"http://hl7.org/fhir\">"), "{text}");
+    assert!(
+        text.contains("<Appointment xmlns=\"http://hl7.org/fhir\">"),
+        "{text}"
+    );
     assert!(text.contains(&format!("<id value=\"{id}\"/>")), "{text}");
     assert!(text.contains("<status value=\"booked\"/>"), "{text}");
-    assert_eq!(sandbox.bookings()[0].request["startDate"], "2013-12-10T09:00:00.000Z");
+    assert_eq!(
+        sandbox.bookings()[0].request["startDate"],
+        "2013-12-10T09:00:00.000Z"
+    );
 }
 
 #[tokio::test]
@@ -127,11 +143,18 @@ async fn accept_and_format_choose_the_answer_format() {
         .await
         .unwrap();
     assert_eq!(xml.status(), 201);
-    assert!(xml.text().await.unwrap().starts_with("<Appointment"));
+    let text = xml.text().await.unwrap();
+    assert!(
+        text.contains("<Appointment xmlns=\"http://hl7.org/fhir\">"),
+        "{text}"
+    );
 
     let json = app
         .client
-        .post(format!("{}/fhir/Appointment?_format=json&_pretty=true", app.address))
+        .post(format!(
+            "{}/fhir/Appointment?_format=json&_pretty=true",
+            app.address
+        ))
         .header("Content-Type", "application/fhir+json")
         .header("Accept", "application/fhir+xml")
         .body(body)
@@ -140,7 +163,10 @@ async fn accept_and_format_choose_the_answer_format() {
         .unwrap();
     assert_eq!(json.status(), 201);
     let text = json.text().await.unwrap();
-    assert!(text.contains("\n  \"resourceType\": \"Appointment\""), "{text}");
+    assert!(
+        text.contains("\n  \"resourceType\": \"Appointment\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -165,10 +191,18 @@ async fn prefer_header_is_honoured() {
     let body: Value = json_body(outcome).await;
     assert_outcome(&body, "informational", None);
     let id = &sandbox.bookings()[1].id;
-    assert!(body["issue"][0]["diagnostics"].as_str().unwrap().contains(id.as_str()));
+    assert!(
+        body["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains(id.as_str())
+    );
 
     let representation = post("return=representation").await.unwrap();
-    assert_eq!(json_body(representation).await["resourceType"], "Appointment");
+    assert_eq!(
+        json_body(representation).await["resourceType"],
+        "Appointment"
+    );
     assert_eq!(sandbox.bookings().len(), 3);
 }
 
@@ -201,7 +235,10 @@ async fn a_slot_booked_twice_is_refused_with_salesforce_message() {
     assert_eq!(second.status(), 422);
     let body = json_body(second).await;
     assert_outcome(&body, "business-rule", None);
-    assert!(body.to_string().contains("24477854-21304876-62852027-2"), "{body}");
+    assert!(
+        body.to_string().contains("24477854-21304876-62852027-2"),
+        "{body}"
+    );
     assert_eq!(sandbox.bookings().len(), 1);
     assert_eq!(
         sandbox.bookings()[0].request["slots"],

@@ -26,16 +26,29 @@ impl Drop for Running {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn translate_prints_the_documented_sample_for_the_example() {
     let output = Command::new(BIN)
-        .args(["translate", &repo("examples/appointment.json"), "--mapping", &repo("mappings/example.toml")])
+        .args([
+            "translate",
+            &repo("examples/appointment.json"),
+            "--mapping",
+            &repo("mappings/example.toml"),
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         printed,
@@ -66,7 +79,11 @@ fn translate_reads_xml_and_explains_failures_with_exit_code_1() {
         ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed["appointmentTypes"], json!(["FOLLOWUP"]));
 
@@ -82,8 +99,16 @@ fn translate_reads_xml_and_explains_failures_with_exit_code_1() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_outcome(&outcome, "not-found", Some("Appointment.participant[0].actor"));
-    assert_outcome(&outcome, "not-found", Some("Appointment.participant[2].actor"));
+    assert_outcome(
+        &outcome,
+        "not-found",
+        Some("Appointment.participant[0].actor"),
+    );
+    assert_outcome(
+        &outcome,
+        "not-found",
+        Some("Appointment.participant[2].actor"),
+    );
 }
 
 #[test]
@@ -97,8 +122,15 @@ fn check_mapping_accepts_the_example_and_names_line_and_reason_of_a_bad_file() {
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[defaults]\nsource_system = \"cerner\"\nchannel_id = \"not-an-id\"\n").unwrap();
-    let output = Command::new(BIN).args(["check-mapping", bad.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &bad,
+        "[defaults]\nsource_system = \"cerner\"\nchannel_id = \"not-an-id\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["check-mapping", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad.toml, line 3"), "{stderr}");
@@ -126,25 +158,52 @@ fn serve_refuses_a_bad_config_with_file_key_and_reason() {
     assert!(stderr.contains("server.body_limit"), "{stderr}");
 }
 
-/// Waits for a line containing `marker` on the child's stream (the signal that it is ready).
-fn wait_for_line(stream: impl std::io::Read, marker: &str) -> String {
-    let mut seen = String::new();
-    for line in BufReader::new(stream).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains(marker) {
-            return seen;
+/// Reads the child's stream on a thread until a line containing `marker` appears (the signal that
+/// it is ready), and keeps draining it afterwards so the child never writes into a closed pipe.
+async fn wait_for_line(
+    stream: impl std::io::Read + Send + 'static,
+    marker: &'static str,
+) -> String {
+    let (ready, seen) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut ready = Some(ready);
+        let mut text = String::new();
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if ready.is_none() {
+                continue; // already signalled: only drain
+            }
+            text.push_str(&line);
+            text.push('\n');
+            if line.contains(marker)
+                && let Some(sender) = ready.take()
+            {
+                let _ = sender.send(Ok(std::mem::take(&mut text)));
+            }
         }
+        if let Some(sender) = ready {
+            let _ = sender.send(Err(text));
+        }
+    });
+    match seen.await.unwrap() {
+        Ok(text) => text,
+        Err(text) => panic!("the process ended before printing {marker:?}:\n{text}"),
     }
-    panic!("the process ended before printing {marker:?}:\n{seen}");
 }
 
 #[tokio::test]
 async fn serve_books_through_a_configured_org_with_environment_overrides() {
-    let sandbox = Sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), SandboxSettings::default()).unwrap();
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(repo("mappings/example.toml"), dir.path().join("mapping.toml")).unwrap();
+    std::fs::copy(
+        repo("mappings/example.toml"),
+        dir.path().join("mapping.toml"),
+    )
+    .unwrap();
     let config = dir.path().join("proxy.toml");
     std::fs::write(
         &config,
@@ -166,9 +225,7 @@ async fn serve_books_through_a_configured_org_with_environment_overrides() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let _running = Running(child);
-    let log = tokio::task::spawn_blocking(move || wait_for_line(stderr, "proxy started"))
-        .await
-        .unwrap();
+    let log = wait_for_line(stderr, "proxy started").await;
     assert!(!log.contains("sandbox-secret"), "{log}");
 
     let response = reqwest::Client::new()
@@ -181,7 +238,10 @@ async fn serve_books_through_a_configured_org_with_environment_overrides() {
 
     assert_eq!(response.status(), 201);
     let id = sandbox.bookings()[0].id.clone();
-    assert_eq!(response.headers()["location"], format!("/r4/Appointment/{id}").as_str());
+    assert_eq!(
+        response.headers()["location"],
+        format!("/r4/Appointment/{id}").as_str()
+    );
 }
 
 #[tokio::test]
@@ -194,12 +254,13 @@ async fn demo_prints_a_curl_line_that_books_the_example() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let _running = Running(child);
-    let printed = tokio::task::spawn_blocking(move || wait_for_line(stdout, "curl"))
-        .await
-        .unwrap();
+    let printed = wait_for_line(stdout, "curl").await;
     let expected_url = format!("http://127.0.0.1:{port}/fhir/Appointment");
     assert!(printed.contains(&expected_url), "{printed}");
-    assert!(printed.contains("--data-binary @examples/appointment.json"), "{printed}");
+    assert!(
+        printed.contains("--data-binary @examples/appointment.json"),
+        "{printed}"
+    );
 
     // Do what the printed line does.
     let response = reqwest::Client::new()

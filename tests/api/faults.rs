@@ -198,7 +198,10 @@ async fn is_success_false_is_a_422_with_salesforce_messages_even_on_2xx() {
     assert_eq!(response.status(), 422);
     let body = json_body(response).await;
     assert_outcome(&body, "business-rule", None);
-    assert!(body.to_string().contains("The selected time slot is no longer available."));
+    assert!(
+        body.to_string()
+            .contains("The selected time slot is no longer available.")
+    );
 }
 
 #[tokio::test]
@@ -219,7 +222,11 @@ async fn salesforce_400_is_a_422_with_its_messages() {
 
     assert_eq!(response.status(), 422);
     let body = json_body(response).await;
-    assert!(body.to_string().contains("INVALID_INPUT: Work type is inactive."), "{body}");
+    assert!(
+        body.to_string()
+            .contains("INVALID_INPUT: Work type is inactive."),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -261,7 +268,10 @@ async fn a_slow_salesforce_is_a_504_and_not_retried() {
     assert_eq!(response.status(), 504);
     let body = json_body(response).await;
     assert_outcome(&body, "timeout", None);
-    assert!(body.to_string().contains("may or may not have been booked"), "{body}");
+    assert!(
+        body.to_string().contains("may or may not have been booked"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +334,10 @@ async fn the_client_secret_goes_only_to_the_token_endpoint() {
     assert_eq!(app.post_json(&example_appointment()).await.status(), 201);
 
     let requests = server.received_requests().await.unwrap();
-    let token_request = requests.iter().find(|r| r.url.path() == TOKEN_PATH).unwrap();
+    let token_request = requests
+        .iter()
+        .find(|r| r.url.path() == TOKEN_PATH)
+        .unwrap();
     let form = String::from_utf8(token_request.body.clone()).unwrap();
     assert!(form.contains("grant_type=client_credentials"), "{form}");
     assert!(form.contains("client_secret=sandbox-secret"), "{form}");
@@ -337,7 +350,11 @@ async fn the_client_secret_goes_only_to_the_token_endpoint() {
 #[tokio::test]
 async fn an_unreachable_token_endpoint_is_a_502() {
     // A port that was just free: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let app = spawn_proxy(
         salesforce_settings(&format!("http://127.0.0.1:{port}{TOKEN_PATH}")),
         example_mapping(),
@@ -379,6 +396,13 @@ async fn a_dropped_connection_is_a_502_and_the_booking_is_not_repeated() {
     assert_eq!(response.status(), 502);
     let body = json_body(response).await;
     assert_outcome(&body, "transient", None);
-    assert!(body.to_string().contains("may or may not have been booked"), "{body}");
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "the booking was sent again");
+    assert!(
+        body.to_string().contains("may or may not have been booked"),
+        "{body}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the booking was sent again"
+    );
 }

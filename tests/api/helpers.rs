@@ -27,7 +27,11 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// `POST /fhir/Appointment` with a body and content type.
-    pub async fn post_appointment(&self, body: impl Into<reqwest::Body>, content_type: &str) -> reqwest::Response {
+    pub async fn post_appointment(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> reqwest::Response {
         self.client
             .post(format!("{}/fhir/Appointment", self.address))
             .header("Content-Type", content_type)
@@ -39,7 +43,8 @@ impl TestApp {
 
     /// `POST /fhir/Appointment` with a FHIR JSON body.
     pub async fn post_json(&self, body: &Value) -> reqwest::Response {
-        self.post_appointment(body.to_string(), "application/fhir+json").await
+        self.post_appointment(body.to_string(), "application/fhir+json")
+            .await
     }
 }
 
@@ -55,13 +60,20 @@ pub fn example_appointment() -> Value {
 
 /// A test mapping from `tests/fixtures/mappings/`.
 pub fn fixture_mapping(name: &str) -> Mapping {
-    let path = format!("{}/tests/fixtures/mappings/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/mappings/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Mapping::load(std::path::Path::new(&path)).unwrap()
 }
 
 /// A fixture file's bytes from `tests/fixtures/`.
 pub fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 /// Salesforce settings for a token endpoint, with test-friendly timeouts.
@@ -104,8 +116,11 @@ pub fn spawn_proxy_with(
 
 /// Starts a sandbox and a proxy wired to it.
 pub fn spawn_with_sandbox(mapping: Mapping) -> (TestApp, Sandbox) {
-    let sandbox =
-        Sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), SandboxSettings::default()).unwrap();
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap();
     let app = spawn_proxy(salesforce_settings(&sandbox.token_url()), mapping);
     (app, sandbox)
 }
@@ -122,7 +137,14 @@ pub fn assert_outcome(body: &Value, code: &str, expression: Option<&str>) {
     let issues = body["issue"].as_array().expect("issue array");
     let found = issues.iter().any(|i| {
         i["code"] == code
-            && expression.is_none_or(|e| i["expression"].as_array().is_some_and(|x| x.iter().any(|v| v == e)))
+            && expression.is_none_or(|e| {
+                i["expression"]
+                    .as_array()
+                    .is_some_and(|x| x.iter().any(|v| v == e))
+            })
     });
-    assert!(found, "no issue with code {code} at {expression:?} in {body}");
+    assert!(
+        found,
+        "no issue with code {code} at {expression:?} in {body}"
+    );
 }
