@@ -43,6 +43,9 @@ pub struct Settings {
     pub salesforce: SalesforceSettings,
     /// The mapping file.
     pub mapping_file: PathBuf,
+    /// The appointment store file (identifier → booking records, for idempotent creates and
+    /// patches).
+    pub store_path: PathBuf,
 }
 
 /// The HTTP listener and FHIR endpoint.
@@ -117,7 +120,18 @@ struct FileModel {
     server: ServerModel,
     salesforce: SalesforceModel,
     mapping: MappingModel,
+    #[serde(default)]
+    store: StoreModel,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreModel {
+    path: Option<RelativePathBuf>,
+}
+
+/// The store file's name when `store.path` is not set: beside the configuration file.
+pub const DEFAULT_STORE_FILE: &str = "appointments.jsonl";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -331,6 +345,13 @@ impl Settings {
                 throttle_retry_after: Duration::from_secs(sf.throttle_retry_after_secs),
             },
             mapping_file: model.mapping.file.relative(),
+            store_path: match model.store.path {
+                Some(p) => p.relative(),
+                None => Path::new(file)
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(DEFAULT_STORE_FILE),
+            },
         })
     }
 }
@@ -380,6 +401,7 @@ mod tests {
         assert_eq!(s.salesforce.client_secret.expose_secret(), "s3cr3t");
         assert_eq!(s.salesforce.token_lifetime, Duration::from_secs(3600));
         assert_eq!(s.mapping_file, dir.path().join("mapping.toml"));
+        assert_eq!(s.store_path, dir.path().join("appointments.jsonl"));
     }
 
     #[test]

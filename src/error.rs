@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::salesforce::SalesforceError;
 use crate::salesforce::token::TokenError;
+use crate::store::StoreError;
 
 /// Everything that can go wrong with a FHIR request.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,24 @@ pub enum ProxyError {
     /// The body could not be read from the client.
     #[error("the request body could not be read")]
     BodyRead,
+    /// A conditional create matched more than one booked appointment.
+    #[error("several appointments match")]
+    MultipleMatches,
+    /// The same business identifier is being booked by another request right now.
+    #[error("a booking with this identifier is in progress")]
+    InProgress,
+    /// No appointment with that id was booked through this proxy.
+    #[error("unknown appointment")]
+    UnknownAppointment,
+    /// The body's id differs from the URL's (or is missing on an update).
+    #[error("id mismatch")]
+    IdMismatch,
+    /// A JSON Patch that cannot be applied or does not leave a valid Appointment.
+    #[error("the patch cannot be applied")]
+    Patch(Issue),
+    /// The appointment store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What the client receives for an error.
@@ -99,6 +118,50 @@ impl ProxyError {
                 vec![Issue::general(
                     IssueCode::Structure,
                     "the request body could not be read completely",
+                )],
+                None,
+            ),
+            ProxyError::MultipleMatches => (
+                StatusCode::PRECONDITION_FAILED,
+                vec![Issue::general(
+                    IssueCode::MultipleMatches,
+                    "more than one booked appointment carries this identifier",
+                )],
+                None,
+            ),
+            ProxyError::InProgress => (
+                StatusCode::CONFLICT,
+                vec![Issue::general(
+                    IssueCode::Conflict,
+                    "an appointment with the same identifier is being booked right now; retry \
+                     when that request has been answered",
+                )],
+                Some(1),
+            ),
+            ProxyError::UnknownAppointment => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::general(
+                    IssueCode::NotFound,
+                    "no appointment with this id was booked through this proxy (Salesforce offers \
+                     no read of appointments, so only those can be patched)",
+                )],
+                None,
+            ),
+            ProxyError::IdMismatch => (
+                StatusCode::BAD_REQUEST,
+                vec![Issue::at(
+                    IssueCode::Invalid,
+                    "Appointment.id",
+                    "the resource's id must be present and equal to the id in the URL",
+                )],
+                None,
+            ),
+            ProxyError::Patch(issue) => (StatusCode::UNPROCESSABLE_ENTITY, vec![issue.clone()], None),
+            ProxyError::Store(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::NoStore,
+                    "the proxy's appointment store is unavailable; nothing was sent to Salesforce",
                 )],
                 None,
             ),

@@ -14,5 +14,6 @@ pub mod mapping;
 pub mod salesforce;
 pub mod sandbox;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod translation;

@@ -3,6 +3,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings};
@@ -11,6 +12,7 @@ use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
 use fhir_salesforce_proxy::mapping::{EXAMPLE_MAPPING, Mapping};
 use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::Application;
+use fhir_salesforce_proxy::store::{FileStore, MemoryStore};
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
 use fhir_salesforce_proxy::translation::translate;
 
@@ -93,8 +95,9 @@ fn main() -> ExitCode {
 fn serve(config: &Path) -> Result<(), String> {
     let settings = Settings::load(config).map_err(|e| e.to_string())?;
     let mapping = Mapping::load(&settings.mapping_file).map_err(|e| e.to_string())?;
+    let store = FileStore::open(&settings.store_path).map_err(|e| e.to_string())?;
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(&settings.server, settings.salesforce, mapping)
+        let app = Application::build(&settings.server, settings.salesforce, mapping, Arc::new(store))
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.listen))?;
         tracing::info!(listen = %settings.server.listen, base = %settings.server.base_path, "proxy started");
         app.run_until_stopped().await.map_err(|e| e.to_string())
@@ -115,7 +118,9 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
         let mapping = Mapping::from_toml(EXAMPLE_MAPPING, "mappings/example.toml (embedded)")
             .map_err(|e| e.to_string())?;
         let server = ServerSettings::with_defaults(listen);
-        let app = Application::build(&server, salesforce, mapping).map_err(|e| {
+        // The demo's sandbox forgets everything when it stops, so its store lives in memory too.
+        let store = Arc::new(MemoryStore::default());
+        let app = Application::build(&server, salesforce, mapping, store).map_err(|e| {
             format!("cannot listen on {listen}: {e} (choose another with --listen)")
         })?;
         println!(

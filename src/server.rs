@@ -13,6 +13,7 @@ use crate::config::{SalesforceSettings, ServerSettings};
 use crate::http::{self, AppState, RedactingRootSpan};
 use crate::mapping::Mapping;
 use crate::salesforce::SalesforceClient;
+use crate::store::AppointmentStore;
 
 /// A bound, not yet running proxy.
 pub struct Application {
@@ -29,9 +30,10 @@ impl Application {
         server: &ServerSettings,
         salesforce: SalesforceSettings,
         mapping: Mapping,
+        store: Arc<dyn AppointmentStore>,
     ) -> std::io::Result<Application> {
         let listener = TcpListener::bind(server.listen)?;
-        Application::with_listener(listener, server, salesforce, mapping)
+        Application::with_listener(listener, server, salesforce, mapping, store)
     }
 
     /// Builds the proxy on an already bound listener (tests bind port 0).
@@ -43,6 +45,7 @@ impl Application {
         server: &ServerSettings,
         salesforce: SalesforceSettings,
         mapping: Mapping,
+        store: Arc<dyn AppointmentStore>,
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
         // One client for the whole process: its connection pool is shared by every worker.
@@ -53,6 +56,8 @@ impl Application {
             salesforce: SalesforceClient::new(http_client, salesforce),
             body_limit: server.body_limit,
             base_path: server.base_path.clone(),
+            store,
+            in_flight: Default::default(),
         });
         let base_path = server.base_path.clone();
         let server = HttpServer::new(move || {

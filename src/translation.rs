@@ -22,8 +22,20 @@ pub fn translate(
     mapping: &Mapping,
 ) -> Result<(Appointment, BookAppointmentRequest), ProxyError> {
     let appointment = parse_appointment(body, format).map_err(ProxyError::Unparseable)?;
+    let request = check_and_map(&appointment, mapping)?;
+    Ok((appointment, request))
+}
+
+/// Checks a parsed Appointment against the R4 rules and maps it.
+///
+/// # Errors
+/// [`ProxyError::Unprocessable`] (422) with every R4 rule or mapping problem found.
+pub fn check_and_map(
+    appointment: &Appointment,
+    mapping: &Mapping,
+) -> Result<BookAppointmentRequest, ProxyError> {
     let issues = check_appointment(
-        &appointment,
+        appointment,
         &RuleOptions {
             allow_end_from_duration: mapping.end_from_duration,
         },
@@ -32,6 +44,5 @@ pub fn translate(
     if !issues.is_empty() {
         return Err(ProxyError::Unprocessable(issues));
     }
-    let request = book_request(&appointment, mapping).map_err(ProxyError::Unprocessable)?;
-    Ok((appointment, request))
+    book_request(appointment, mapping).map_err(ProxyError::Unprocessable)
 }

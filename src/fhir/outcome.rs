@@ -71,6 +71,8 @@ pub enum IssueCode {
     Conflict,
     /// `transient`: a temporary failure; the request may succeed later.
     Transient,
+    /// `no-store`: the server's storage is unavailable.
+    NoStore,
     /// `exception`: an unexpected failure, upstream or internal.
     Exception,
     /// `timeout`: an upstream call took too long.
@@ -103,6 +105,7 @@ impl IssueCode {
             IssueCode::BusinessRule => "business-rule",
             IssueCode::Conflict => "conflict",
             IssueCode::Transient => "transient",
+            IssueCode::NoStore => "no-store",
             IssueCode::Exception => "exception",
             IssueCode::Timeout => "timeout",
             IssueCode::Throttled => "throttled",

@@ -1,121 +1,480 @@
-//! `POST [base]/Appointment`: read, parse, check, map, book, answer.
+//! Appointment interactions: create (conditional, idempotent by business identifier), update
+//! (reschedule or cancel) and JSON Patch. The `*_interaction` functions hold the logic and are
+//! shared with batch and transaction Bundles; the handlers only read the HTTP request and write
+//! the answer.
+
+use std::collections::HashSet;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use fhirbolt::model::r4::resources::Appointment;
 use futures_util::StreamExt;
 
 use super::AppState;
 use super::response::{self, Rendering, ReturnPreference};
 use crate::error::ProxyError;
 use crate::fhir::format::{self, Format};
-use crate::fhir::outcome::Issue;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::parse::parse_appointment;
+use crate::mapping::book::book_request;
 use crate::mapping::booked_appointment;
-use crate::translation::translate;
+use crate::salesforce::wire::{CancelAppointmentRequest, UpdateAppointmentRequest};
+use crate::store::StoredAppointment;
+use crate::translation::check_and_map;
 
-/// Books the posted Appointment in Salesforce and answers 201 with the booked Appointment, or an
-/// OperationOutcome saying what was wrong. Nothing reaches Salesforce unless the resource passes
-/// every R4 rule and maps completely.
+/// The result of a successful interaction, before HTTP framing.
+#[derive(Debug)]
+pub struct Done {
+    /// 201 for a new booking, 200 for a match or a change.
+    pub status: StatusCode,
+    /// The appointment as it now stands.
+    pub appointment: Appointment,
+}
+
+impl Done {
+    /// The Salesforce id (the FHIR id).
+    pub fn id(&self) -> &str {
+        self.appointment
+            .id
+            .as_ref()
+            .and_then(|i| i.value.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// `meta.lastUpdated`.
+    pub fn last_updated(&self) -> Option<&str> {
+        self.appointment
+            .meta
+            .as_ref()
+            .and_then(|m| m.last_updated.as_ref())
+            .and_then(|l| l.value.as_deref())
+    }
+}
+
+/// `POST [base]/Appointment`: books the Appointment unless one with the same business identifier
+/// (from `If-None-Exist`, else from the resource) was booked before.
 #[tracing::instrument(name = "fhir.create_appointment", skip_all)]
 pub async fn create(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let Some((body_format, rendering)) = formats(&request) else {
+        return negotiation_failure(&request);
+    };
+    let result = async {
+        let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
+        let body = read_body(&request, payload, state.body_limit).await?;
+        let appointment = parse_appointment(&body, body_format).map_err(ProxyError::Unparseable)?;
+        let if_none_exist = request
+            .headers()
+            .get("If-None-Exist")
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+        create_interaction(&state, appointment, if_none_exist.as_deref()).await
+    }
+    .await;
+    answer(&request, &state, result, rendering)
+}
+
+/// `PUT [base]/Appointment/{id}`: reschedules (Salesforce Update) or, with status `cancelled`,
+/// cancels (Salesforce Cancel).
+#[tracing::instrument(name = "fhir.update_appointment", skip_all)]
+pub async fn update(
+    request: HttpRequest,
+    payload: web::Payload,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Some((body_format, rendering)) = formats(&request) else {
+        return negotiation_failure(&request);
+    };
+    let result = async {
+        let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
+        let body = read_body(&request, payload, state.body_limit).await?;
+        let appointment = parse_appointment(&body, body_format).map_err(ProxyError::Unparseable)?;
+        update_interaction(&state, &id, appointment).await
+    }
+    .await;
+    answer(&request, &state, result, rendering)
+}
+
+/// `PATCH [base]/Appointment/{id}` with a JSON Patch (`application/json-patch+json`), applied to
+/// the appointment as last booked, then processed as an update.
+#[tracing::instrument(name = "fhir.patch_appointment", skip_all)]
+pub async fn patch(
+    request: HttpRequest,
+    payload: web::Payload,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let is_json_patch = content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim() == "application/json-patch+json");
+    let rendering = match response::negotiate(&request, Some(Format::Json)) {
+        Ok(r) => r,
+        Err((error, rendering)) => return response::error(&error, rendering),
+    };
+    let result = async {
+        if !is_json_patch {
+            return Err(ProxyError::UnsupportedMediaType(Issue::general(
+                IssueCode::NotSupported,
+                "PATCH takes a JSON Patch (Content-Type: application/json-patch+json)",
+            )));
+        }
+        let body = read_body(&request, payload, state.body_limit).await?;
+        let patch: json_patch::Patch = serde_json::from_slice(&body).map_err(|_| {
+            ProxyError::Unparseable(Issue::general(
+                IssueCode::Structure,
+                "the body is not a JSON Patch document (an array of operations)",
+            ))
+        })?;
+        patch_interaction(&state, &id, &patch).await
+    }
+    .await;
+    answer(&request, &state, result, rendering)
+}
+
+/// Body format (or why it cannot be read) and answer format; None when no answer format fits.
+fn formats(request: &HttpRequest) -> Option<(Result<Format, Issue>, Rendering)> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let body_format = format::request_format(content_type);
-    let rendering = match response::negotiate(&request, body_format.as_ref().ok().copied()) {
-        Ok(r) => r,
-        Err((error, rendering)) => return response::error(&error, rendering),
-    };
-    match book(&request, payload, &state, body_format).await {
-        Ok(booked) => created(&request, &state, &booked, rendering),
-        Err(error) => {
-            let decided = error.outcome();
-            tracing::info!(
-                http_status = decided.status.as_u16(),
-                "appointment not booked"
-            );
-            response::error(&error, rendering)
-        }
+    let rendering = response::negotiate(request, body_format.as_ref().ok().copied()).ok()?;
+    Some((body_format, rendering))
+}
+
+fn negotiation_failure(request: &HttpRequest) -> HttpResponse {
+    match response::negotiate(request, None) {
+        Err((error, rendering)) => response::error(&error, rendering),
+        Ok(rendering) => response::error(&ProxyError::BodyRead, rendering),
     }
 }
 
-async fn book(
-    request: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    body_format: Result<Format, Issue>,
-) -> Result<fhirbolt::model::r4::resources::Appointment, ProxyError> {
-    let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
-    let body = read_body(request, payload, state.body_limit).await?;
-    let mapping = &state.mapping;
-    let (appointment, book) = translate(&body, body_format, mapping)?;
-    let outcome = state.salesforce.book_appointment(&book).await?;
-    let id = outcome.id.as_deref().unwrap_or_default();
-    tracing::info!(salesforce_id = id, "appointment booked");
-    Ok(booked_appointment(
-        &appointment,
-        id,
-        outcome.status.as_deref(),
-        mapping,
-        Utc::now(),
-    ))
-}
-
-fn created(
+/// Writes the answer of an interaction: the resource (or per `Prefer`), `Location` on 201, and
+/// `Last-Modified`; or the OperationOutcome of the error.
+fn answer(
     request: &HttpRequest,
     state: &AppState,
-    booked: &fhirbolt::model::r4::resources::Appointment,
+    result: Result<Done, ProxyError>,
     rendering: Rendering,
 ) -> HttpResponse {
-    let id = booked
-        .id
-        .as_ref()
-        .and_then(|i| i.value.as_deref())
-        .unwrap_or_default();
-    let location = format!("{}/Appointment/{id}", state.base_path);
-    let last_modified = booked
-        .meta
-        .as_ref()
-        .and_then(|m| m.last_updated.as_ref())
-        .and_then(|l| l.value.clone());
-    let mut response = match response::return_preference(request) {
-        ReturnPreference::Minimal => HttpResponse::Created().finish(),
-        ReturnPreference::Representation => {
-            response::resource(StatusCode::CREATED, booked, rendering)
+    let done = match result {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::info!(http_status = error.outcome().status.as_u16(), "interaction failed");
+            return response::error(&error, rendering);
         }
+    };
+    let id = done.id().to_owned();
+    let mut response = match response::return_preference(request) {
+        ReturnPreference::Minimal => HttpResponse::build(done.status).finish(),
+        ReturnPreference::Representation => response::resource(done.status, &done.appointment, rendering),
         ReturnPreference::OperationOutcome => response::outcome(
-            StatusCode::CREATED,
-            &[Issue::information(format!(
-                "Appointment booked in Salesforce as {id}"
-            ))],
+            done.status,
+            &[Issue::information(format!("Appointment {id}: {}", describe(done.status)))],
             rendering,
         ),
     };
     let headers = response.headers_mut();
-    if let Ok(value) = header::HeaderValue::from_str(&location) {
+    if done.status == StatusCode::CREATED
+        && let Ok(value) = header::HeaderValue::from_str(&location(state, &id))
+    {
         headers.insert(header::LOCATION, value);
     }
-    if let Some(value) = last_modified
-        .and_then(|l| chrono::DateTime::parse_from_rfc3339(&l).ok())
-        .and_then(|d| {
-            header::HeaderValue::from_str(
-                &d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
-            )
-            .ok()
-        })
+    if let Some(value) = done
+        .last_updated()
+        .and_then(|l| chrono::DateTime::parse_from_rfc3339(l).ok())
+        .and_then(|d| header::HeaderValue::from_str(&http_date(d.to_utc())).ok())
     {
         headers.insert(header::LAST_MODIFIED, value);
     }
     response
 }
 
+fn describe(status: StatusCode) -> &'static str {
+    if status == StatusCode::CREATED {
+        "booked in Salesforce"
+    } else {
+        "done"
+    }
+}
+
+/// `{base}/Appointment/{id}`.
+pub fn location(state: &AppState, id: &str) -> String {
+    format!("{}/Appointment/{id}", state.base_path)
+}
+
+fn http_date(date: chrono::DateTime<Utc>) -> String {
+    date.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+// ---- Interactions ----------------------------------------------------------------------------
+
+/// Creates (books) an appointment, idempotently: when `If-None-Exist: identifier=system|value`
+/// (or, without it, one of the resource's own identifiers) matches one earlier booking, that
+/// booking is answered with 200 and nothing is sent; several matches are a 412.
+///
+/// # Errors
+/// Every [`ProxyError`] of checking, mapping, the store and Salesforce.
+pub async fn create_interaction(
+    state: &AppState,
+    appointment: Appointment,
+    if_none_exist: Option<&str>,
+) -> Result<Done, ProxyError> {
+    let request = check_and_map(&appointment, &state.mapping)?;
+    let keys = match if_none_exist {
+        Some(criteria) => vec![identifier_criterion(criteria)?],
+        None => identifier_keys(&appointment),
+    };
+    if let Some(done) = earlier_booking(state, &keys).await? {
+        tracing::info!("an appointment with this identifier was booked before; nothing sent");
+        return Ok(done);
+    }
+    let _reservation = Reservation::take(state, &keys)?;
+    let outcome = state.salesforce.book_appointment(&request).await?;
+    let id = outcome.id.clone().unwrap_or_default();
+    tracing::info!(salesforce_id = %id, "appointment booked");
+    let booked = booked_appointment(
+        &appointment,
+        &id,
+        outcome.status.as_deref(),
+        &state.mapping,
+        Utc::now(),
+    );
+    remember(state, &booked, identifier_keys(&appointment)).await;
+    Ok(Done {
+        status: StatusCode::CREATED,
+        appointment: booked,
+    })
+}
+
+/// Updates an appointment: status `cancelled` cancels it, anything else reschedules it.
+///
+/// # Errors
+/// [`ProxyError::IdMismatch`] when the body's id is not the URL's; every error of checking,
+/// mapping and Salesforce.
+pub async fn update_interaction(
+    state: &AppState,
+    id: &str,
+    appointment: Appointment,
+) -> Result<Done, ProxyError> {
+    if appointment.id.as_ref().and_then(|i| i.value.as_deref()) != Some(id) {
+        return Err(ProxyError::IdMismatch);
+    }
+    let mapping = &state.mapping;
+    let issues = crate::fhir::rules::check_appointment(
+        &appointment,
+        &crate::fhir::rules::RuleOptions {
+            allow_end_from_duration: mapping.end_from_duration,
+        },
+    );
+    if !issues.is_empty() {
+        return Err(ProxyError::Unprocessable(issues));
+    }
+    let outcome = if appointment.status.value.as_deref() == Some("cancelled") {
+        let cancel = CancelAppointmentRequest {
+            id: id.to_owned(),
+            status: mapping.cancel_status.clone(),
+            cancellation_reason: appointment
+                .cancelation_reason
+                .as_deref()
+                .and_then(concept_text),
+            comment: None,
+        };
+        state.salesforce.cancel_appointment(&cancel).await?
+    } else {
+        let book = book_request(&appointment, mapping).map_err(ProxyError::Unprocessable)?;
+        let update = UpdateAppointmentRequest {
+            id: id.to_owned(),
+            appointment: book,
+        };
+        state.salesforce.update_appointment(&update).await?
+    };
+    tracing::info!(salesforce_id = %id, "appointment changed");
+    let changed = booked_appointment(
+        &appointment,
+        id,
+        outcome.status.as_deref(),
+        mapping,
+        Utc::now(),
+    );
+    remember(state, &changed, identifier_keys(&appointment)).await;
+    Ok(Done {
+        status: StatusCode::OK,
+        appointment: changed,
+    })
+}
+
+/// Applies a JSON Patch to the appointment as last booked through this proxy, then updates.
+///
+/// # Errors
+/// [`ProxyError::UnknownAppointment`] when it was not booked here; [`ProxyError::Patch`] when the
+/// patch fails or leaves no valid Appointment; every error of [`update_interaction`].
+pub async fn patch_interaction(
+    state: &AppState,
+    id: &str,
+    patch: &json_patch::Patch,
+) -> Result<Done, ProxyError> {
+    let stored = state
+        .store
+        .get(id)
+        .await?
+        .ok_or(ProxyError::UnknownAppointment)?;
+    let mut document = stored.resource;
+    json_patch::patch(&mut document, patch).map_err(|e| {
+        // The operation index and kind help; the value it carried is not echoed.
+        ProxyError::Patch(Issue::general(
+            IssueCode::Processing,
+            format!("JSON Patch operation {} cannot be applied", e.operation),
+        ))
+    })?;
+    let body = serde_json::to_vec(&document).unwrap_or_default();
+    let appointment = parse_appointment(&body, Format::Json).map_err(|issue| {
+        ProxyError::Patch(Issue {
+            diagnostics: format!("the patched resource is not a valid Appointment: {}", issue.diagnostics),
+            code: IssueCode::Processing,
+            ..issue
+        })
+    })?;
+    update_interaction(state, id, appointment).await
+}
+
+/// `identifier=system|value` from an `If-None-Exist` header (the only criterion supported).
+fn identifier_criterion(criteria: &str) -> Result<String, ProxyError> {
+    let unsupported = || {
+        ProxyError::Unparseable(Issue::general(
+            IssueCode::NotSupported,
+            "If-None-Exist supports exactly one criterion: identifier=system|value",
+        ))
+    };
+    let mut pairs = url::form_urlencoded::parse(criteria.trim_start_matches('?').as_bytes());
+    let (name, value) = pairs.next().ok_or_else(unsupported)?;
+    if name != "identifier" || pairs.next().is_some() {
+        return Err(unsupported());
+    }
+    match value.split_once('|') {
+        Some((system, v)) if !system.is_empty() && !v.is_empty() => Ok(value.into_owned()),
+        _ => Err(unsupported()),
+    }
+}
+
+/// The resource's business identifiers as `system|value`.
+fn identifier_keys(appointment: &Appointment) -> Vec<String> {
+    appointment
+        .identifier
+        .iter()
+        .filter_map(|i| {
+            let system = i.system.as_ref()?.value.as_deref()?;
+            let value = i.value.as_ref()?.value.as_deref()?;
+            Some(format!("{system}|{value}"))
+        })
+        .collect()
+}
+
+/// The one earlier booking these identifiers point to (200), none, or several (412).
+async fn earlier_booking(state: &AppState, keys: &[String]) -> Result<Option<Done>, ProxyError> {
+    let mut found: Vec<StoredAppointment> = Vec::new();
+    for key in keys {
+        for record in state.store.find_by_identifier(key).await? {
+            if !found.iter().any(|f| f.id == record.id) {
+                found.push(record);
+            }
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => {
+            let body = serde_json::to_vec(&found[0].resource).unwrap_or_default();
+            let appointment = parse_appointment(&body, Format::Json)
+                .map_err(|_| ProxyError::Store(crate::store::StoreError::corrupt()))?;
+            Ok(Some(Done {
+                status: StatusCode::OK,
+                appointment,
+            }))
+        }
+        _ => Err(ProxyError::MultipleMatches),
+    }
+}
+
+/// Records the appointment. A failure is logged, not answered: the booking did happen.
+async fn remember(state: &AppState, appointment: &Appointment, identifiers: Vec<String>) {
+    let id = appointment
+        .id
+        .as_ref()
+        .and_then(|i| i.value.clone())
+        .unwrap_or_default();
+    let resource = fhirbolt::json::to_json_value(appointment.clone(), None)
+        .unwrap_or(serde_json::Value::Null);
+    let record = StoredAppointment {
+        id,
+        identifiers,
+        resource,
+    };
+    if let Err(error) = state.store.put(record).await {
+        tracing::error!(%error, "the appointment was booked but could not be recorded; a retry of this request would book again");
+    }
+}
+
+/// Keeps two requests with the same identifier from booking at the same time: the second gets a
+/// 409 instead of a second booking.
+struct Reservation<'a> {
+    state: &'a AppState,
+    keys: Vec<String>,
+}
+
+impl<'a> Reservation<'a> {
+    fn take(state: &'a AppState, keys: &[String]) -> Result<Reservation<'a>, ProxyError> {
+        let mut in_flight = state.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.iter().any(|k| in_flight.contains(k)) {
+            return Err(ProxyError::InProgress);
+        }
+        in_flight.extend(keys.iter().cloned());
+        Ok(Reservation {
+            state,
+            keys: keys.to_vec(),
+        })
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.state.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            in_flight.remove(key);
+        }
+    }
+}
+
+/// The in-flight identifiers of a process.
+pub type InFlight = std::sync::Mutex<HashSet<String>>;
+
+fn concept_text(concept: &fhirbolt::model::r4::types::CodeableConcept) -> Option<String> {
+    concept
+        .text
+        .as_ref()
+        .and_then(|t| t.value.clone())
+        .or_else(|| {
+            concept.coding.iter().find_map(|c| {
+                c.display
+                    .as_ref()
+                    .and_then(|d| d.value.clone())
+                    .or_else(|| c.code.as_ref().and_then(|c| c.value.clone()))
+            })
+        })
+}
+
 /// Reads the body up to `limit` bytes; a larger body (announced or actual) is a 413.
-async fn read_body(
+pub(crate) async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

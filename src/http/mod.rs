@@ -3,7 +3,11 @@
 //! `salesforce`, and every failure into an OperationOutcome via [`crate::error::ProxyError`].
 
 pub mod appointment;
+pub mod bundle;
+pub mod metadata;
 pub mod response;
+pub mod slot;
+pub mod validate;
 
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use tracing_actix_web::{RequestId, RootSpanBuilder};
 use crate::error::ProxyError;
 use crate::mapping::Mapping;
 use crate::salesforce::SalesforceClient;
+use crate::store::AppointmentStore;
 use response::Rendering;
 
 /// What every handler shares.
@@ -29,16 +34,48 @@ pub struct AppState {
     pub body_limit: usize,
     /// The FHIR base path, e.g. `/fhir`.
     pub base_path: String,
+    /// Booked appointments by identifier (idempotent creates, patches).
+    pub store: Arc<dyn AppointmentStore>,
+    /// Identifiers being booked right now.
+    pub in_flight: appointment::InFlight,
 }
 
 /// Registers the FHIR routes under `base_path`.
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
     cfg.service(
-        web::scope(base_path).service(
-            web::resource("/Appointment")
-                .route(web::post().to(appointment::create))
-                .default_service(web::to(method_not_allowed)),
-        ),
+        web::scope(base_path)
+            .service(
+                web::resource("/metadata")
+                    .route(web::get().to(metadata::capability_statement))
+                    .default_service(not_allowed("GET")),
+            )
+            // Before `/Appointment/{id}`, which would otherwise take `$validate` for an id.
+            .service(
+                web::resource("/Appointment/$validate")
+                    .route(web::post().to(validate::validate))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/Appointment")
+                    .route(web::post().to(appointment::create))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/Appointment/{id}")
+                    .route(web::put().to(appointment::update))
+                    .route(web::patch().to(appointment::patch))
+                    .default_service(not_allowed("PUT, PATCH")),
+            )
+            .service(
+                web::resource("/Slot")
+                    .route(web::get().to(slot::search))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource(["", "/"])
+                    .route(web::post().to(bundle::process))
+                    .default_service(not_allowed("POST")),
+            ),
     );
 }
 
@@ -47,13 +84,15 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
     respond_error(&request, &ProxyError::NotFound)
 }
 
-async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
-    let mut response = respond_error(&request, &ProxyError::MethodNotAllowed);
-    response.headers_mut().insert(
-        actix_web::http::header::ALLOW,
-        HeaderValue::from_static("POST"),
-    );
-    response
+/// A FHIR 405 naming the methods the resource does support.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |request: HttpRequest| async move {
+        let mut response = respond_error(&request, &ProxyError::MethodNotAllowed);
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, HeaderValue::from_static(allow));
+        response
+    })
 }
 
 fn respond_error(request: &HttpRequest, error: &ProxyError) -> HttpResponse {

@@ -323,7 +323,7 @@ fn reference(actor: &Reference) -> Option<&str> {
 }
 
 /// `Type/id`, or the last two segments of an absolute URL, split into type and id.
-fn type_and_id(reference: &str) -> Option<(&str, &str)> {
+pub(crate) fn type_and_id(reference: &str) -> Option<(&str, &str)> {
     let reference = reference.split(['?', '#']).next().unwrap_or(reference);
     let reference = match reference.find("/_history/") {
         Some(at) => &reference[..at],
@@ -347,7 +347,11 @@ fn actor_type(actor: &Reference) -> Option<String> {
         .map(|(t, _)| t.to_owned())
 }
 
-fn salesforce_id(actor: &Reference, fhir_type: &str, mapping: &Mapping) -> Option<String> {
+pub(crate) fn salesforce_id(
+    actor: &Reference,
+    fhir_type: &str,
+    mapping: &Mapping,
+) -> Option<String> {
     if let Some((t, id)) = reference(actor).and_then(type_and_id) {
         if let Some(found) = mapping.references.get(&format!("{t}/{id}")) {
             return Some(found.clone());
@@ -447,7 +451,10 @@ fn codings(appointment: &Appointment, element: CodedElement) -> Vec<(String, &st
     out
 }
 
-fn work_type(appointment: &Appointment, mapping: &Mapping) -> (Option<String>, Option<String>) {
+pub(crate) fn work_type(
+    appointment: &Appointment,
+    mapping: &Mapping,
+) -> (Option<String>, Option<String>) {
     for rule in &mapping.work_type_rules {
         let matched = codings(appointment, rule.element)
             .iter()
@@ -465,7 +472,7 @@ fn work_type(appointment: &Appointment, mapping: &Mapping) -> (Option<String>, O
     )
 }
 
-fn coded(
+pub(crate) fn coded(
     appointment: &Appointment,
     element: CodedElement,
     mapping: &Mapping,

@@ -141,6 +141,14 @@ struct FileModel {
     dates: DatesModel,
     #[serde(default)]
     response: ResponseModel,
+    #[serde(default)]
+    cancel: CancelModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelModel {
+    status: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,7 +314,13 @@ pub struct Mapping {
     pub statuses: HashMap<String, String>,
     /// FHIR status for a successful booking whose Salesforce status is not in the table.
     pub default_status: String,
+    /// The cancellation status word this org's ServiceAppointment picklist uses.
+    pub cancel_status: String,
 }
+
+/// The cancellation status sent when a mapping names none (Salesforce's pages use both
+/// `Canceled` and `Cancelled`; orgs differ).
+pub const DEFAULT_CANCEL_STATUS: &str = "Canceled";
 
 /// The identifier system used when a mapping names none.
 pub const DEFAULT_IDENTIFIER_SYSTEM: &str = "urn:salesforce:ServiceAppointment";
@@ -577,6 +591,13 @@ impl Mapping {
                 .unwrap_or_else(|| DEFAULT_IDENTIFIER_SYSTEM.to_owned()),
             statuses,
             default_status,
+            cancel_status: match &model.cancel.status {
+                Some(s) if s.get_ref().trim().is_empty() => {
+                    return Err(fail(Some(s.span()), "cancel.status is empty".to_owned()));
+                }
+                Some(s) => s.get_ref().clone(),
+                None => DEFAULT_CANCEL_STATUS.to_owned(),
+            },
         })
     }
 }

@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use super::token::{AccessToken, TokenCache, TokenError};
-use super::wire::{AppointmentOutcome, BookAppointmentRequest, parse_platform_errors};
+use super::token::{TokenCache, TokenError};
+use super::wire::{
+    AppointmentOutcome, BookAppointmentRequest, CancelAppointmentRequest, GetSlotsRequest,
+    ResourceSlots, UpdateAppointmentRequest, parse_platform_errors, parse_slots,
+};
 use crate::config::SalesforceSettings;
 
 /// Largest Salesforce response body read; the documented answers are a few hundred bytes.
@@ -118,15 +121,82 @@ impl SalesforceClient {
         &self,
         request: &BookAppointmentRequest,
     ) -> Result<AppointmentOutcome, SalesforceError> {
+        let (status, body) = self
+            .call(reqwest::Method::POST, APPOINTMENT_PATH, request)
+            .await?;
+        outcome(status, &body, self.retry_after())
+    }
+
+    /// Reschedules or otherwise changes an appointment (`PUT …/appointment/{id}`).
+    ///
+    /// # Errors
+    /// A [`SalesforceError`] for every answer other than `isSuccess: true`.
+    #[tracing::instrument(name = "salesforce.update_appointment", skip_all)]
+    pub async fn update_appointment(
+        &self,
+        request: &UpdateAppointmentRequest,
+    ) -> Result<AppointmentOutcome, SalesforceError> {
+        let path = format!("{APPOINTMENT_PATH}/{}", encode_segment(&request.id));
+        let (status, body) = self.call(reqwest::Method::PUT, &path, request).await?;
+        outcome(status, &body, self.retry_after())
+    }
+
+    /// Cancels an appointment (`PATCH …/appointment/{id}`).
+    ///
+    /// # Errors
+    /// A [`SalesforceError`] for every answer other than `isSuccess: true`.
+    #[tracing::instrument(name = "salesforce.cancel_appointment", skip_all)]
+    pub async fn cancel_appointment(
+        &self,
+        request: &CancelAppointmentRequest,
+    ) -> Result<AppointmentOutcome, SalesforceError> {
+        let path = format!("{APPOINTMENT_PATH}/{}", encode_segment(&request.id));
+        let (status, body) = self.call(reqwest::Method::PATCH, &path, request).await?;
+        outcome(status, &body, self.retry_after())
+    }
+
+    /// Finds free slots (`POST …/appointment-management/slots`).
+    ///
+    /// # Errors
+    /// A [`SalesforceError`] for every answer but a readable list of slots.
+    #[tracing::instrument(name = "salesforce.get_slots", skip_all)]
+    pub async fn get_slots(
+        &self,
+        request: &GetSlotsRequest,
+    ) -> Result<Vec<ResourceSlots>, SalesforceError> {
+        let (status, body) = self.call(reqwest::Method::POST, SLOTS_PATH, request).await?;
+        if (200..300).contains(&status) {
+            parse_slots(&body).map_err(|_| SalesforceError::BadResponse)
+        } else {
+            Err(classify_failure(status, &body, self.retry_after()))
+        }
+    }
+
+    fn retry_after(&self) -> u64 {
+        self.settings.throttle_retry_after.as_secs()
+    }
+
+    /// Sends one Connect call with this module's retry policy: one more try with a fresh token
+    /// after a 401, one more try after a refused connection, nothing else repeated.
+    async fn call<T: serde::Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &T,
+    ) -> Result<(u16, Vec<u8>), SalesforceError> {
         let mut retried = false;
         loop {
             let token = self.tokens.get(&self.http, &self.settings).await?;
-            let url = self.appointment_url(&token);
+            let url = format!(
+                "{}/services/data/v{}{path}",
+                token.instance_url.as_str().trim_end_matches('/'),
+                self.settings.api_version
+            );
             let sent = self
                 .http
-                .post(url)
+                .request(method.clone(), url)
                 .bearer_auth(token.value.expose_secret())
-                .json(request)
+                .json(body)
                 .send()
                 .await;
             let response = match sent {
@@ -143,61 +213,67 @@ impl SalesforceClient {
             let status = response.status().as_u16();
             let body = read_capped(response).await?;
             tracing::info!(http_status = status, "Salesforce answered");
-            match classify(status, &body, self.settings.throttle_retry_after.as_secs()) {
-                Answer::SessionInvalid if !retried => {
-                    // A 401 is decided before any processing: safe to repeat with a new token.
-                    tracing::info!("Salesforce refused the cached token; fetching a new one");
-                    self.tokens.evict(&token).await;
-                    retried = true;
-                }
-                Answer::SessionInvalid => return Err(SalesforceError::SessionRefused),
-                Answer::Done(result) => return result,
+            if status == 401 && !retried {
+                // A 401 is decided before any processing: safe to repeat with a new token.
+                tracing::info!("Salesforce refused the cached token; fetching a new one");
+                self.tokens.evict(&token).await;
+                retried = true;
+                continue;
             }
+            return Ok((status, body));
         }
     }
+}
 
-    fn appointment_url(&self, token: &AccessToken) -> String {
-        format!(
-            "{}/services/data/v{}/connect/health/appointment-management/appointment",
-            token.instance_url.as_str().trim_end_matches('/'),
-            self.settings.api_version
-        )
+/// The Connect path of Book, Update and Cancel (after `/services/data/vNN.N`).
+const APPOINTMENT_PATH: &str = "/connect/health/appointment-management/appointment";
+/// The Connect path of Get Slots.
+const SLOTS_PATH: &str = "/connect/health/appointment-management/slots";
+
+/// Percent-encodes an id for a path segment (Salesforce ids need none; anything else must not
+/// be able to change the path).
+fn encode_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// Reads an Appointment Management Output answer.
+fn outcome(
+    status: u16,
+    body: &[u8],
+    retry_after_secs: u64,
+) -> Result<AppointmentOutcome, SalesforceError> {
+    if !(200..300).contains(&status) {
+        return Err(classify_failure(status, body, retry_after_secs));
+    }
+    match AppointmentOutcome::parse(body) {
+        Ok(o) if o.is_success && o.id.is_some() => Ok(o),
+        Ok(o) if o.is_success => Err(SalesforceError::BadResponse),
+        Ok(o) => Err(SalesforceError::Unsuccessful {
+            status: o.status,
+            messages: o.errors,
+        }),
+        Err(_) => Err(SalesforceError::BadResponse),
     }
 }
 
-enum Answer {
-    SessionInvalid,
-    Done(Result<AppointmentOutcome, SalesforceError>),
-}
-
-/// Decides what an HTTP answer from Book Appointment means.
-fn classify(status: u16, body: &[u8], retry_after_secs: u64) -> Answer {
-    let result = match status {
-        200..=299 => match AppointmentOutcome::parse(body) {
-            Ok(o) if o.is_success && o.id.is_some() => Ok(o),
-            Ok(o) if o.is_success => Err(SalesforceError::BadResponse),
-            Ok(o) => Err(SalesforceError::Unsuccessful {
-                status: o.status,
-                messages: o.errors,
-            }),
-            Err(_) => Err(SalesforceError::BadResponse),
-        },
-        401 => return Answer::SessionInvalid,
-        400 | 422 => Err(SalesforceError::Rejected {
+/// What a non-2xx answer (other than 401, which the retry handles) means.
+fn classify_failure(status: u16, body: &[u8], retry_after_secs: u64) -> SalesforceError {
+    match status {
+        400 | 422 => SalesforceError::Rejected {
             messages: messages(body),
-        }),
+        },
         403 if parse_platform_errors(body)
             .iter()
             .any(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED") =>
         {
-            Err(SalesforceError::Throttled { retry_after_secs })
+            SalesforceError::Throttled { retry_after_secs }
         }
-        403 => Err(SalesforceError::Forbidden),
-        429 => Err(SalesforceError::Throttled { retry_after_secs }),
-        404 => Err(SalesforceError::NotFound),
-        other => Err(SalesforceError::Server { status: other }),
-    };
-    Answer::Done(result)
+        403 => SalesforceError::Forbidden,
+        429 => SalesforceError::Throttled { retry_after_secs },
+        404 => SalesforceError::NotFound,
+        401 => SalesforceError::SessionRefused,
+        other => SalesforceError::Server { status: other },
+    }
 }
 
 /// Salesforce's messages from a platform error array or an Appointment Management Output.
@@ -236,10 +312,7 @@ mod tests {
     use super::*;
 
     fn done(status: u16, body: &str) -> Result<AppointmentOutcome, SalesforceError> {
-        match classify(status, body.as_bytes(), 60) {
-            Answer::Done(r) => r,
-            Answer::SessionInvalid => panic!("unexpected session answer"),
-        }
+        outcome(status, body.as_bytes(), 60)
     }
 
     #[test]
@@ -289,6 +362,5 @@ mod tests {
             done(200, r#"{"isSuccess":true}"#),
             Err(SalesforceError::BadResponse)
         ));
-        assert!(matches!(classify(401, b"", 60), Answer::SessionInvalid));
     }
 }

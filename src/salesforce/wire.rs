@@ -57,6 +57,135 @@ pub struct BookAppointmentRequest {
     pub participants: Vec<Participant>,
 }
 
+/// The Update Appointment request body (`PUT …/appointment/{id}`): Book's fields plus the id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAppointmentRequest {
+    /// The appointment's record id (also in the URL).
+    pub id: String,
+    /// Everything else, as for Book Appointment.
+    #[serde(flatten)]
+    pub appointment: BookAppointmentRequest,
+}
+
+/// The Cancel Appointment request body (`PATCH …/appointment/{id}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelAppointmentRequest {
+    /// The appointment's record id (also in the URL).
+    pub id: String,
+    /// The org's cancellation status word (`Canceled` or `Cancelled`, per the org's picklist).
+    pub status: String,
+    /// Why it was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    /// A comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The Get Slots request body (`POST …/appointment-management/slots`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetSlotsRequest {
+    /// Window start, ISO-8601.
+    pub start_date: String,
+    /// Window end, ISO-8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    /// The providers or assets to look at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SlotResource>,
+    /// The visit type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_type_id: Option<String>,
+    /// Appointment type codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appointment_types: Vec<String>,
+    /// Service type codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_types: Vec<String>,
+    /// Service category codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_categories: Vec<String>,
+    /// The external system the codes come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_system: Option<String>,
+    /// The engagement channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+}
+
+/// One resource in a Get Slots request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotResource {
+    /// Healthcare Practitioner Facility id for a provider, Asset id for an asset.
+    pub resource_id: String,
+    /// `Provider` or `Asset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+}
+
+/// The free slots of one resource, from a Get Slots answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSlots {
+    /// The resource's id.
+    pub resource_id: String,
+    /// Its free slots.
+    pub slots: Vec<AvailableSlot>,
+}
+
+/// One free slot.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableSlot {
+    /// The slot id to book with.
+    pub slot_id: String,
+    /// Start, ISO-8601 (Salesforce's samples sometimes omit the zone).
+    pub slot_start_date: String,
+    /// End, ISO-8601.
+    pub slot_end_date: String,
+    /// The external system, when the slot is an EHR's.
+    #[serde(default)]
+    pub source_system: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceSlotsWire {
+    resource_id: String,
+    #[serde(default)]
+    available_slots: Vec<AvailableSlot>,
+}
+
+/// Reads a Get Slots answer: an object or a one-element array, with the list under
+/// `resourceSlotDetails` (the samples) or `resourceSlots` (the property table).
+///
+/// # Errors
+/// When the body is neither shape.
+pub fn parse_slots(body: &[u8]) -> Result<Vec<ResourceSlots>, OutcomeShapeError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| OutcomeShapeError)?;
+    let object = match value {
+        Value::Array(mut items) if items.len() == 1 => items.pop().unwrap_or(Value::Null),
+        other => other,
+    };
+    let list = object
+        .get("resourceSlotDetails")
+        .or_else(|| object.get("resourceSlots"))
+        .cloned()
+        .ok_or(OutcomeShapeError)?;
+    let list: Vec<ResourceSlotsWire> =
+        serde_json::from_value(list).map_err(|_| OutcomeShapeError)?;
+    Ok(list
+        .into_iter()
+        .map(|r| ResourceSlots {
+            resource_id: r.resource_id,
+            slots: r.available_slots,
+        })
+        .collect())
+}
+
 /// One participant: `{"reference": "Patient/001…", "isReferenceRequired": true}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -253,6 +382,42 @@ mod tests {
         .unwrap();
         assert_eq!(o.errors, vec!["INVALID_INPUT: bad slot".to_owned()]);
         assert_eq!(o.id, None);
+    }
+
+    #[test]
+    fn reads_both_get_slots_shapes() {
+        let details = br#"{"resourceSlotDetails":[{"resourceId":"0bSxx000000000xxAQ","availableSlots":[{"slotId":"ce5b28b6","slotStartDate":"2025-09-20T00:15:00Z","slotEndDate":"2025-09-20T00:45:00Z","sourceSystem":null}]}]}"#;
+        let slots = parse_slots(details).unwrap();
+        assert_eq!(slots[0].resource_id, "0bSxx000000000xxAQ");
+        assert_eq!(slots[0].slots[0].slot_id, "ce5b28b6");
+        let table = br#"[{"resourceSlots":[{"resourceId":"0bSxx000000000xxAQ","availableSlots":[]}]}]"#;
+        assert_eq!(parse_slots(table).unwrap()[0].slots.len(), 0);
+        assert!(parse_slots(br#"{"slots":[]}"#).is_err());
+    }
+
+    #[test]
+    fn update_request_puts_the_id_beside_the_book_fields() {
+        let update = UpdateAppointmentRequest {
+            id: "08pxx0000004KGGAAA".into(),
+            appointment: BookAppointmentRequest {
+                start_date: "2025-09-20T00:15:00.000Z".into(),
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            serde_json::json!({"id": "08pxx0000004KGGAAA", "startDate": "2025-09-20T00:15:00.000Z", "participants": []})
+        );
+        let cancel = CancelAppointmentRequest {
+            id: "08pxx0000004KGGAAA".into(),
+            status: "Canceled".into(),
+            cancellation_reason: Some("pat".into()),
+            comment: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&cancel).unwrap(),
+            serde_json::json!({"id": "08pxx0000004KGGAAA", "status": "Canceled", "cancellationReason": "pat"})
+        );
     }
 
     #[test]

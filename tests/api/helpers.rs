@@ -19,6 +19,13 @@ pub struct TestApp {
     handle: ServerHandle,
 }
 
+impl TestApp {
+    /// Stops the proxy and waits until it has (a restart in a test).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
@@ -100,10 +107,32 @@ pub fn spawn_proxy_with(
     mapping: Mapping,
     adjust: impl FnOnce(&mut ServerSettings),
 ) -> TestApp {
+    spawn_proxy_full(
+        salesforce,
+        mapping,
+        adjust,
+        std::sync::Arc::new(fhir_salesforce_proxy::store::MemoryStore::default()),
+    )
+}
+
+/// Starts the proxy on port 0 with a given appointment store.
+pub fn spawn_proxy_full(
+    salesforce: SalesforceSettings,
+    mapping: Mapping,
+    adjust: impl FnOnce(&mut ServerSettings),
+    store: std::sync::Arc<dyn fhir_salesforce_proxy::store::AppointmentStore>,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut server = ServerSettings::with_defaults(listener.local_addr().unwrap());
     adjust(&mut server);
-    let app = Application::with_listener(listener, &server, salesforce, mapping).unwrap();
+    let app = Application::with_listener(
+        listener,
+        &server,
+        salesforce,
+        mapping,
+        store,
+    )
+    .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod booking;
+mod changes;
 mod cli;
 mod faults;
 mod helpers;

@@ -1,0 +1,348 @@
+//! The CapabilityStatement this server answers at `GET [base]/metadata` (R4 http.html §3.1.0.10).
+//!
+//! It describes this build and nothing more: what a client can rely on is exactly what is listed
+//! here, so an interaction is added to the statement in the same change that implements it.
+//!
+//! The statement is written as JSON, the way the R4 specification prints CapabilityStatements,
+//! and turned into the fhirbolt model in strict mode, so an element name or type that R4 does not
+//! have fails the unit tests below instead of reaching a client.
+
+use fhirbolt::model::r4::resources::CapabilityStatement;
+use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
+use serde_json::{Value, json};
+
+/// The date the statement's content last changed (`CapabilityStatement.date`). A fixed date,
+/// rather than the build time, keeps the ETag stable across rebuilds of the same content; change it
+/// together with the content.
+pub const STATEMENT_DATE: &str = "2026-11-26";
+
+/// The software name announced in `software.name`.
+pub const SOFTWARE_NAME: &str = "fhir-salesforce-proxy";
+
+/// The `$validate` operation's canonical definition (R4 core).
+pub const VALIDATE_DEFINITION: &str = "http://hl7.org/fhir/OperationDefinition/Resource-validate";
+
+/// Builds the CapabilityStatement of this server, reached at `base_url` (the FHIR base, e.g.
+/// `https://proxy.example.org/fhir`), running software version `version`.
+///
+/// # Panics
+/// Never for any input: the arguments only fill string values, and the unit tests prove the shape
+/// parses as an R4 CapabilityStatement in strict mode.
+pub fn capability_statement(base_url: &str, version: &str) -> CapabilityStatement {
+    let value = statement_json(base_url, version);
+    fhirbolt::json::from_json_value(
+        value,
+        Some(DeserializationConfig {
+            mode: DeserializationMode::Strict,
+        }),
+    )
+    .expect("the CapabilityStatement is valid R4: the unit tests parse it strictly")
+}
+
+fn statement_json(base_url: &str, version: &str) -> Value {
+    json!({
+        "resourceType": "CapabilityStatement",
+        "name": "FhirSalesforceProxy",
+        "title": "fhir-salesforce-proxy",
+        "status": "active",
+        "experimental": false,
+        "date": STATEMENT_DATE,
+        "description": "Books, reschedules and cancels appointments in Salesforce Health Cloud \
+            (Connect REST API, Appointment Management) from FHIR R4 Appointments, and finds free \
+            slots through Salesforce Get Slots. Appointments are not stored here: Salesforce holds \
+            them, so there is no read or search of Appointment.",
+        "kind": "instance",
+        "software": {
+            "name": SOFTWARE_NAME,
+            "version": version
+        },
+        "implementation": {
+            "description": "FHIR R4 proxy in front of Salesforce Health Cloud Appointment Management",
+            "url": base_url
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["json", "xml", "application/fhir+json", "application/fhir+xml"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Request bodies may be application/fhir+json or application/fhir+xml \
+                (also application/json, application/xml and the DSTU2 names), UTF-8. Answers use \
+                _format, else Accept, else the request's own format; _pretty=true indents them. \
+                Every failure is an OperationOutcome whose diagnostics name elements by FHIRPath \
+                and never echo their values.",
+            "resource": [appointment(), slot()],
+            "interaction": [
+                {
+                    "code": "transaction",
+                    "documentation": "POST [base] with a transaction Bundle of Appointment \
+                        entries: all succeed, or the answer is a single OperationOutcome."
+                },
+                {
+                    "code": "batch",
+                    "documentation": "POST [base] with a batch Bundle of Appointment entries: \
+                        each entry succeeds or fails on its own; the answer is 200 with a \
+                        batch-response Bundle."
+                }
+            ]
+        }]
+    })
+}
+
+fn appointment() -> Value {
+    json!({
+        "type": "Appointment",
+        "documentation": "Appointments are booked in Salesforce through a mapping file that turns \
+            participants, codings, slots and dates into a Book Appointment request. The id of an \
+            Appointment is its Salesforce record id.",
+        "interaction": [
+            {
+                "code": "create",
+                "documentation": "POST [base]/Appointment books the appointment (Salesforce Book \
+                    Appointment) and answers 201 with Location [base]/Appointment/{Salesforce id}. \
+                    Prefer: return=minimal|representation|OperationOutcome is honoured."
+            },
+            {
+                "code": "update",
+                "documentation": "PUT [base]/Appointment/{id} changes or reschedules a booked \
+                    appointment (Salesforce Update Appointment). An id this server did not book is \
+                    not created: updateCreate is false."
+            },
+            {
+                "code": "patch",
+                "documentation": "PATCH [base]/Appointment/{id} with a JSON Patch \
+                    (application/json-patch+json)."
+            }
+        ],
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "conditionalCreate": true,
+        "conditionalUpdate": false,
+        "conditionalDelete": "not-supported",
+        "operation": [{
+            "name": "validate",
+            "definition": VALIDATE_DEFINITION,
+            "documentation": "POST [base]/Appointment/$validate with an Appointment, or a \
+                Parameters resource whose `resource` parameter holds one: every check and the \
+                mapping run, nothing is sent to Salesforce. Answers 200 with an OperationOutcome; \
+                when valid, its second issue holds the exact Book Appointment JSON that would be \
+                sent."
+        }]
+    })
+}
+
+fn slot() -> Value {
+    json!({
+        "type": "Slot",
+        "documentation": "Free slots from Salesforce Get Slots, as a searchset Bundle. The chained \
+            parameter schedule.actor is required (repeat it, or separate values with commas, for \
+            several): Practitioner/{id} or PractitionerRole/{id} (a Salesforce provider) or \
+            Device/{id} (a Salesforce asset), resolved to Salesforce ids through the mapping file \
+            as Appointment participants are. A lower bound on start (ge, gt or eq) is required. \
+            Each slot's schedule is Schedule/{Salesforce resource id}. Parameters not listed here \
+            (other than _format and _pretty) are refused with 400 rather than ignored, so a \
+            misspelt filter never widens a search silently.",
+        "interaction": [{
+            "code": "search-type",
+            "documentation": "GET [base]/Slot?schedule.actor=Practitioner/{id}&start=ge{date}"
+        }],
+        "searchParam": [
+            {
+                "name": "start",
+                "definition": "http://hl7.org/fhir/SearchParameter/Slot-start",
+                "type": "date",
+                "documentation": "Required lower bound (ge, gt or eq); optional upper bound (lt, \
+                    le or eq). Dates and times without a zone are read as UTC."
+            },
+            {
+                "name": "service-type",
+                "definition": "http://hl7.org/fhir/SearchParameter/Slot-service-type",
+                "type": "token",
+                "documentation": "system|code; picks the work type or service type codes through \
+                    the mapping file, as Appointment.serviceType does when booking."
+            },
+            {
+                "name": "appointment-type",
+                "definition": "http://hl7.org/fhir/SearchParameter/Slot-appointment-type",
+                "type": "token",
+                "documentation": "system|code; picks the work type or appointment type codes \
+                    through the mapping file, as Appointment.appointmentType does when booking."
+            },
+            {
+                "name": "status",
+                "definition": "http://hl7.org/fhir/SearchParameter/Slot-status",
+                "type": "token",
+                "documentation": "Only free slots are known: any other status gives an empty \
+                    Bundle."
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    const BASE: &str = "https://proxy.example.org/fhir";
+
+    fn statement() -> CapabilityStatement {
+        capability_statement(BASE, "1.2.3")
+    }
+
+    fn text(value: Option<&str>) -> &str {
+        value.unwrap_or_default()
+    }
+
+    #[test]
+    fn parses_strictly_as_r4_and_round_trips_through_json_and_xml() {
+        let statement = statement();
+        let json = fhirbolt::json::to_vec(&statement, None).unwrap();
+        let xml = fhirbolt::xml::to_vec(&statement, None).unwrap();
+        let strict = Some(DeserializationConfig {
+            mode: DeserializationMode::Strict,
+        });
+        let from_json: CapabilityStatement = fhirbolt::json::from_slice(&json, strict).unwrap();
+        let from_xml: CapabilityStatement = fhirbolt::xml::from_slice(&xml, strict).unwrap();
+        assert_eq!(from_json, statement);
+        assert_eq!(from_xml, statement);
+    }
+
+    #[test]
+    fn required_elements_and_invariants_cpb_1_2_9_14_hold() {
+        let s = statement();
+        assert_eq!(s.status.value.as_deref(), Some("active"));
+        assert_eq!(s.date.value.as_deref(), Some(STATEMENT_DATE));
+        assert_eq!(s.fhir_version.value.as_deref(), Some("4.0.1"));
+        assert!(!s.format.is_empty());
+        // cpb-1: rest, messaging or document.
+        assert!(!s.rest.is_empty());
+        // cpb-2: description, software or implementation.
+        assert!(s.software.is_some() && s.implementation.is_some());
+        // cpb-14: kind = instance ⇒ implementation.
+        assert_eq!(s.kind.value.as_deref(), Some("instance"));
+        let implementation = s.implementation.as_ref().unwrap();
+        assert_eq!(
+            text(implementation.url.as_ref().and_then(|u| u.value.as_deref())),
+            BASE
+        );
+        // cpb-9: each resource type once per rest mode.
+        for rest in &s.rest {
+            let types: Vec<_> = rest
+                .resource
+                .iter()
+                .map(|r| r.r#type.value.clone())
+                .collect();
+            let unique: HashSet<_> = types.iter().collect();
+            assert_eq!(unique.len(), types.len(), "{types:?}");
+        }
+        let software = s.software.as_ref().unwrap();
+        assert_eq!(software.name.value.as_deref(), Some(SOFTWARE_NAME));
+        assert_eq!(
+            software.version.as_ref().and_then(|v| v.value.as_deref()),
+            Some("1.2.3")
+        );
+    }
+
+    #[test]
+    fn tells_what_this_build_serves() {
+        let s = statement();
+        let codes = |v: &[fhirbolt::model::r4::types::Code]| -> Vec<String> {
+            v.iter().filter_map(|c| c.value.clone()).collect()
+        };
+        assert_eq!(
+            codes(&s.format),
+            [
+                "json",
+                "xml",
+                "application/fhir+json",
+                "application/fhir+xml"
+            ]
+        );
+        assert_eq!(codes(&s.patch_format), ["application/json-patch+json"]);
+        let rest = &s.rest[0];
+        assert_eq!(rest.mode.value.as_deref(), Some("server"));
+        let system: Vec<_> = rest
+            .interaction
+            .iter()
+            .filter_map(|i| i.code.value.clone())
+            .collect();
+        assert_eq!(system, ["transaction", "batch"]);
+
+        let appointment = &rest.resource[0];
+        assert_eq!(appointment.r#type.value.as_deref(), Some("Appointment"));
+        let interactions: Vec<_> = appointment
+            .interaction
+            .iter()
+            .filter_map(|i| i.code.value.clone())
+            .collect();
+        assert_eq!(interactions, ["create", "update", "patch"]);
+        let flag =
+            |b: &Option<fhirbolt::model::r4::types::Boolean>| b.as_ref().and_then(|b| b.value);
+        assert_eq!(flag(&appointment.update_create), Some(false));
+        assert_eq!(flag(&appointment.conditional_create), Some(true));
+        assert_eq!(flag(&appointment.conditional_update), Some(false));
+        assert_eq!(
+            appointment
+                .versioning
+                .as_ref()
+                .and_then(|v| v.value.as_deref()),
+            Some("no-version")
+        );
+        assert!(appointment.search_param.is_empty());
+        assert_eq!(appointment.operation.len(), 1);
+        assert_eq!(
+            appointment.operation[0].name.value.as_deref(),
+            Some("validate")
+        );
+        assert_eq!(
+            appointment.operation[0].definition.value.as_deref(),
+            Some(VALIDATE_DEFINITION)
+        );
+
+        let slot = &rest.resource[1];
+        assert_eq!(slot.r#type.value.as_deref(), Some("Slot"));
+        let interactions: Vec<_> = slot
+            .interaction
+            .iter()
+            .filter_map(|i| i.code.value.clone())
+            .collect();
+        assert_eq!(interactions, ["search-type"]);
+        let params: Vec<(String, String)> = slot
+            .search_param
+            .iter()
+            .map(|p| {
+                (
+                    p.name.value.clone().unwrap_or_default(),
+                    p.r#type.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("start".into(), "date".into()),
+                ("service-type".into(), "token".into()),
+                ("appointment-type".into(), "token".into()),
+                ("status".into(), "token".into()),
+            ]
+        );
+        let documentation = slot
+            .documentation
+            .as_ref()
+            .and_then(|d| d.value.as_deref())
+            .unwrap_or_default();
+        assert!(documentation.contains("schedule.actor"), "{documentation}");
+    }
+
+    #[test]
+    fn content_depends_only_on_base_and_version() {
+        assert_eq!(statement(), statement());
+        assert_ne!(statement(), capability_statement(BASE, "1.2.4"));
+        assert_ne!(
+            statement(),
+            capability_statement("http://other/fhir", "1.2.3")
+        );
+    }
+}
