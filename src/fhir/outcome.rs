@@ -73,6 +73,10 @@ pub enum IssueCode {
     Transient,
     /// `no-store`: the server's storage is unavailable.
     NoStore,
+    /// `incomplete`: the processing was left incomplete.
+    Incomplete,
+    /// `too-costly`: the request would cost too much to process.
+    TooCostly,
     /// `exception`: an unexpected failure, upstream or internal.
     Exception,
     /// `timeout`: an upstream call took too long.
@@ -106,6 +110,8 @@ impl IssueCode {
             IssueCode::Conflict => "conflict",
             IssueCode::Transient => "transient",
             IssueCode::NoStore => "no-store",
+            IssueCode::Incomplete => "incomplete",
+            IssueCode::TooCostly => "too-costly",
             IssueCode::Exception => "exception",
             IssueCode::Timeout => "timeout",
             IssueCode::Throttled => "throttled",

@@ -407,7 +407,7 @@ async fn earlier_booking(state: &AppState, keys: &[String]) -> Result<Option<Don
 }
 
 /// Records the appointment. A failure is logged, not answered: the booking did happen.
-async fn remember(state: &AppState, appointment: &Appointment, identifiers: Vec<String>) {
+pub(super) async fn remember(state: &AppState, appointment: &Appointment, identifiers: Vec<String>) {
     let id = appointment
         .id
         .as_ref()

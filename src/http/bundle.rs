@@ -1,8 +1,429 @@
-//! `POST [base]`: batch and transaction Bundles. (Being written.)
+//! `POST [base]` with a `batch` or `transaction` Bundle of Appointment interactions.
+//!
+//! The Bundle is read as plain JSON and each entry's resource is parsed on its own through the
+//! guarded Appointment parser, never through fhirbolt's `Resource` enum (which panics on some
+//! malformed entries). A batch runs every entry on its own and answers a `batch-response` in
+//! request order. A transaction checks and maps every entry before anything is booked; if a
+//! booking then fails, the bookings already made are cancelled again and one OperationOutcome
+//! says which entry failed and what was undone. Salesforce has no transactions, so this is
+//! compensation, not atomicity: see README.
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use fhirbolt::model::r4::resources::{
+    Appointment, Bundle, BundleEntry, BundleEntryResponse, OperationOutcome,
+};
+use fhirbolt::model::r4::Resource;
+use serde_json::Value;
+
+use super::AppState;
+use super::appointment::{
+    Done, create_interaction, location, patch_interaction, read_body, remember, update_interaction,
+};
+use super::response::{self, Rendering, ReturnPreference};
+use crate::error::ProxyError;
+use crate::fhir::format::{self, Format};
+use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
+use crate::fhir::parse::parse_appointment;
+use crate::salesforce::wire::CancelAppointmentRequest;
+use crate::translation::check_and_map;
+
+/// The most entries one Bundle may carry: each is a Salesforce call.
+pub const MAX_ENTRIES: usize = 100;
+
+/// One entry's interaction, read from `entry.request`.
+enum Interaction {
+    Create {
+        appointment: Box<Appointment>,
+        if_none_exist: Option<String>,
+    },
+    Update {
+        id: String,
+        appointment: Box<Appointment>,
+    },
+    Patch {
+        id: String,
+        patch: json_patch::Patch,
+    },
+}
 
 /// Processes a batch or transaction Bundle.
-pub async fn process(request: HttpRequest) -> HttpResponse {
-    super::not_found(request).await
+#[tracing::instrument(name = "fhir.bundle", skip_all)]
+pub async fn process(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let body_format = format::request_format(content_type);
+    let rendering = match response::negotiate(&request, body_format.as_ref().ok().copied()) {
+        Ok(r) => r,
+        Err((error, rendering)) => return response::error(&error, rendering),
+    };
+    let result = async {
+        let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
+        if body_format == Format::Xml {
+            return Err(ProxyError::UnsupportedMediaType(Issue::general(
+                IssueCode::NotSupported,
+                "Bundles are read as FHIR JSON (application/fhir+json); single Appointments may be XML",
+            )));
+        }
+        let body = read_body(&request, payload, state.body_limit).await?;
+        read_bundle(&body)
+    }
+    .await;
+    let (kind, entries) = match result {
+        Ok(read) => read,
+        Err(error) => return response::error(&error, rendering),
+    };
+    let prefer = response::return_preference(&request);
+    match kind {
+        Kind::Batch => batch(&state, entries, prefer, rendering).await,
+        Kind::Transaction => transaction(&state, entries, prefer, rendering).await,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Batch,
+    Transaction,
+}
+
+/// Reads the Bundle: its type and each entry's interaction (or why the entry cannot be done).
+fn read_bundle(body: &[u8]) -> Result<(Kind, Vec<Result<Interaction, ProxyError>>), ProxyError> {
+    let structure = |d: &str| ProxyError::Unparseable(Issue::general(IssueCode::Structure, d));
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| structure("the body is not JSON"))?;
+    if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return Err(ProxyError::Unparseable(Issue::at(
+            IssueCode::Invalid,
+            "Bundle",
+            "POST [base] takes a Bundle of type batch or transaction",
+        )));
+    }
+    let kind = match value.get("type").and_then(Value::as_str) {
+        Some("batch") => Kind::Batch,
+        Some("transaction") => Kind::Transaction,
+        _ => {
+            return Err(ProxyError::Unparseable(Issue::at(
+                IssueCode::NotSupported,
+                "Bundle.type",
+                "only batch and transaction Bundles can be processed",
+            )));
+        }
+    };
+    let entries = match value.get("entry") {
+        None => Vec::new(),
+        Some(Value::Array(entries)) => entries.clone(),
+        Some(_) => return Err(structure("Bundle.entry must be an array")),
+    };
+    if entries.len() > MAX_ENTRIES {
+        return Err(ProxyError::Unprocessable(vec![Issue::at(
+            IssueCode::TooCostly,
+            "Bundle.entry",
+            format!("a Bundle may hold at most {MAX_ENTRIES} entries"),
+        )]));
+    }
+    Ok((
+        kind,
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| read_entry(i, entry))
+            .collect(),
+    ))
+}
+
+fn read_entry(index: usize, entry: &Value) -> Result<Interaction, ProxyError> {
+    let at = |path: &str| format!("Bundle.entry[{index}]{path}");
+    let request = entry.get("request").ok_or_else(|| {
+        ProxyError::Unparseable(Issue::at(
+            IssueCode::Required,
+            at(".request"),
+            "each entry needs a request (bdl-3)",
+        ))
+    })?;
+    let method = request.get("method").and_then(Value::as_str).unwrap_or_default();
+    let url = request.get("url").and_then(Value::as_str).unwrap_or_default();
+    let url = url.split('?').next().unwrap_or_default().trim_start_matches('/');
+    let resource_bytes = || -> Result<Vec<u8>, ProxyError> {
+        entry
+            .get("resource")
+            .map(|r| serde_json::to_vec(r).unwrap_or_default())
+            .ok_or_else(|| {
+                ProxyError::Unparseable(Issue::at(
+                    IssueCode::Required,
+                    at(".resource"),
+                    "POST and PUT entries need a resource",
+                ))
+            })
+    };
+    let appointment = |bytes: Vec<u8>| -> Result<Box<Appointment>, ProxyError> {
+        parse_appointment(&bytes, Format::Json)
+            .map(Box::new)
+            .map_err(|issue| ProxyError::Unparseable(in_entry(index, issue)))
+    };
+    let segments: Vec<&str> = url.split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["Appointment"]) => Ok(Interaction::Create {
+            appointment: appointment(resource_bytes()?)?,
+            if_none_exist: request
+                .get("ifNoneExist")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }),
+        ("PUT", ["Appointment", id]) => Ok(Interaction::Update {
+            id: (*id).to_owned(),
+            appointment: appointment(resource_bytes()?)?,
+        }),
+        ("PATCH", ["Appointment", id]) => {
+            // In a Bundle a JSON Patch travels as a Binary resource.
+            let resource = entry.get("resource");
+            let is_patch = resource
+                .and_then(|r| r.get("contentType"))
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with("application/json-patch+json"));
+            let data = resource
+                .and_then(|r| r.get("data"))
+                .and_then(Value::as_str)
+                .filter(|_| is_patch)
+                .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+                .and_then(|bytes| serde_json::from_slice::<json_patch::Patch>(&bytes).ok());
+            match data {
+                Some(patch) => Ok(Interaction::Patch {
+                    id: (*id).to_owned(),
+                    patch,
+                }),
+                None => Err(ProxyError::Unparseable(Issue::at(
+                    IssueCode::Structure,
+                    at(".resource"),
+                    "a PATCH entry needs a Binary resource with contentType \
+                     application/json-patch+json and the patch in data",
+                ))),
+            }
+        }
+        (_, ["Appointment", ..]) => Err(ProxyError::MethodNotAllowed),
+        _ => Err(ProxyError::Unparseable(Issue::at(
+            IssueCode::NotSupported,
+            at(".request.url"),
+            "this proxy handles only Appointment create, update and patch entries",
+        ))),
+    }
+}
+
+/// Re-roots an issue's expression from the Appointment to its place in the Bundle.
+fn in_entry(index: usize, mut issue: Issue) -> Issue {
+    let prefix = format!("Bundle.entry[{index}].resource");
+    issue.expression = Some(match issue.expression.take() {
+        Some(e) if e.starts_with("Bundle.") => e,
+        Some(e) => match e.strip_prefix("Appointment") {
+            Some(rest) => format!("{prefix}{rest}"),
+            None => format!("{prefix}.{e}"),
+        },
+        None => format!("Bundle.entry[{index}]"),
+    });
+    issue
+}
+
+fn in_entry_all(index: usize, error: &ProxyError) -> Vec<Issue> {
+    error
+        .outcome()
+        .issues
+        .into_iter()
+        .map(|i| in_entry(index, i))
+        .collect()
+}
+
+async fn run(state: &AppState, interaction: Interaction) -> Result<Done, ProxyError> {
+    match interaction {
+        Interaction::Create {
+            appointment,
+            if_none_exist,
+        } => create_interaction(state, *appointment, if_none_exist.as_deref()).await,
+        Interaction::Update { id, appointment } => {
+            update_interaction(state, &id, *appointment).await
+        }
+        Interaction::Patch { id, patch } => patch_interaction(state, &id, &patch).await,
+    }
+}
+
+fn status_line(status: StatusCode) -> String {
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    )
+}
+
+fn success_entry(state: &AppState, done: Done, prefer: ReturnPreference) -> BundleEntry {
+    let id = done.id().to_owned();
+    let last_modified = done.last_updated().map(|l| l.to_owned());
+    BundleEntry {
+        full_url: Some(location(state, &id).into()),
+        resource: match prefer {
+            ReturnPreference::Minimal | ReturnPreference::OperationOutcome => None,
+            ReturnPreference::Representation => {
+                Some(Resource::Appointment(Box::new(done.appointment)))
+            }
+        },
+        response: Some(BundleEntryResponse {
+            status: status_line(done.status).into(),
+            location: Some(location(state, &id).into()),
+            last_modified: last_modified.map(Into::into),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn failure_entry(index: usize, error: &ProxyError) -> BundleEntry {
+    let decided = error.outcome();
+    let outcome: OperationOutcome = operation_outcome(&in_entry_all(index, error));
+    BundleEntry {
+        response: Some(BundleEntryResponse {
+            status: status_line(decided.status).into(),
+            outcome: Some(Resource::OperationOutcome(Box::new(outcome))),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn batch(
+    state: &AppState,
+    entries: Vec<Result<Interaction, ProxyError>>,
+    prefer: ReturnPreference,
+    rendering: Rendering,
+) -> HttpResponse {
+    let mut out = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let result = match entry {
+            Ok(interaction) => run(state, interaction).await,
+            Err(error) => Err(error),
+        };
+        out.push(match result {
+            Ok(done) => success_entry(state, done, prefer),
+            Err(error) => failure_entry(index, &error),
+        });
+    }
+    let bundle = Bundle {
+        r#type: "batch-response".into(),
+        entry: out,
+        ..Default::default()
+    };
+    response::resource(StatusCode::OK, &bundle, rendering)
+}
+
+async fn transaction(
+    state: &AppState,
+    entries: Vec<Result<Interaction, ProxyError>>,
+    prefer: ReturnPreference,
+    rendering: Rendering,
+) -> HttpResponse {
+    // Phase 1: everything is read, checked and mapped before anything is booked.
+    let mut creates = Vec::with_capacity(entries.len());
+    let mut issues = Vec::new();
+    let mut status = StatusCode::BAD_REQUEST;
+    for (index, entry) in entries.into_iter().enumerate() {
+        match entry {
+            Ok(Interaction::Create {
+                appointment,
+                if_none_exist,
+            }) => match check_and_map(&appointment, &state.mapping) {
+                Ok(_) => creates.push((appointment, if_none_exist)),
+                Err(error) => {
+                    status = error.outcome().status;
+                    issues.extend(in_entry_all(index, &error));
+                }
+            },
+            // Updates and cancellations cannot be undone in Salesforce (a cancellation cannot be
+            // reverted), so a transaction that promised atomicity could not keep it.
+            Ok(_) => issues.push(Issue::at(
+                IssueCode::NotSupported,
+                format!("Bundle.entry[{index}].request"),
+                "a transaction may only create appointments (a change or cancellation could not \
+                 be undone if a later entry failed); send changes in a batch",
+            )),
+            Err(error) => {
+                status = error.outcome().status;
+                issues.extend(in_entry_all(index, &error));
+            }
+        }
+    }
+    if !issues.is_empty() {
+        let error = ProxyError::Unprocessable(issues);
+        return response::outcome(status, &error.outcome().issues, rendering);
+    }
+
+    // Phase 2: book in order; on a failure, cancel what this transaction booked.
+    let mut done: Vec<Done> = Vec::with_capacity(creates.len());
+    for (index, (appointment, if_none_exist)) in creates.into_iter().enumerate() {
+        match create_interaction(state, *appointment, if_none_exist.as_deref()).await {
+            Ok(d) => done.push(d),
+            Err(error) => {
+                let decided = error.outcome();
+                let mut issues = in_entry_all(index, &error);
+                issues.extend(undo(state, &done).await);
+                tracing::warn!(entry = index, "transaction failed; bookings made by it were cancelled");
+                return response::outcome(decided.status, &issues, rendering);
+            }
+        }
+    }
+    let bundle = Bundle {
+        r#type: "transaction-response".into(),
+        entry: done
+            .into_iter()
+            .map(|d| success_entry(state, d, prefer))
+            .collect(),
+        ..Default::default()
+    };
+    response::resource(StatusCode::OK, &bundle, rendering)
+}
+
+/// Cancels the bookings a failed transaction made (not those it found already booked).
+async fn undo(state: &AppState, done: &[Done]) -> Vec<Issue> {
+    let mut notes = Vec::new();
+    for (index, d) in done.iter().enumerate() {
+        if d.status != StatusCode::CREATED {
+            notes.push(Issue::information(format!(
+                "Bundle.entry[{index}] matched an earlier booking ({}), which was left as it was",
+                d.id()
+            )));
+            continue;
+        }
+        let cancel = CancelAppointmentRequest {
+            id: d.id().to_owned(),
+            status: state.mapping.cancel_status.clone(),
+            cancellation_reason: Some("FHIR transaction failed".to_owned()),
+            comment: None,
+        };
+        notes.push(match state.salesforce.cancel_appointment(&cancel).await {
+            Ok(_) => {
+                // Remember it as cancelled and without its identifiers, so that a retry of the
+                // whole transaction books afresh instead of matching this undone booking.
+                let mut cancelled = d.appointment.clone();
+                cancelled.status = "cancelled".into();
+                remember(state, &cancelled, Vec::new()).await;
+                Issue::information(format!(
+                    "Bundle.entry[{index}] had been booked as {} and was cancelled again",
+                    d.id()
+                ))
+            }
+            Err(error) => Issue {
+                severity: Severity::Error,
+                code: IssueCode::Incomplete,
+                diagnostics: format!(
+                    "Bundle.entry[{index}] was booked as {} but could not be cancelled again \
+                     ({error}): cancel it in Salesforce",
+                    d.id()
+                ),
+                expression: Some(format!("Bundle.entry[{index}]")),
+            },
+        });
+    }
+    notes
 }

@@ -2,6 +2,7 @@
 //! the built-in sandbox or wiremock on 127.0.0.1.
 
 mod bad_input;
+mod bundles;
 mod booking;
 mod changes;
 mod cli;
