@@ -156,7 +156,9 @@ impl ProxyError {
                 )],
                 None,
             ),
-            ProxyError::Patch(issue) => (StatusCode::UNPROCESSABLE_ENTITY, vec![issue.clone()], None),
+            ProxyError::Patch(issue) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, vec![issue.clone()], None)
+            }
             ProxyError::Store(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 vec![Issue::general(

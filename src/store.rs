@@ -49,7 +49,10 @@ pub trait AppointmentStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<StoredAppointment>, StoreError>>;
 
     /// The appointment with this Salesforce id.
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredAppointment>, StoreError>>;
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredAppointment>, StoreError>>;
 
     /// Records (or replaces) an appointment.
     fn put(&self, record: StoredAppointment) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -87,7 +90,10 @@ impl AppointmentStore for MemoryStore {
         Box::pin(async move { Ok(lock(&self.index)?.find(identifier)) })
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredAppointment>, StoreError>> {
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredAppointment>, StoreError>> {
         Box::pin(async move { Ok(lock(&self.index)?.by_id.get(id).cloned()) })
     }
 
@@ -131,7 +137,10 @@ impl FileStore {
                         index.by_id.insert(record.id.clone(), record);
                     }
                     Err(_) if n == last => {
-                        tracing::warn!(line = n + 1, "skipping a torn last record in the appointment store");
+                        tracing::warn!(
+                            line = n + 1,
+                            "skipping a torn last record in the appointment store"
+                        );
                     }
                     Err(_) => {
                         return Err(StoreError(format!(
@@ -166,7 +175,10 @@ impl AppointmentStore for FileStore {
         Box::pin(async move { Ok(lock(&self.inner)?.0.find(identifier)) })
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredAppointment>, StoreError>> {
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredAppointment>, StoreError>> {
         Box::pin(async move { Ok(lock(&self.inner)?.0.by_id.get(id).cloned()) })
     }
 
@@ -225,7 +237,10 @@ mod tests {
         let found = store.find_by_identifier("sys|1").await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].resource["status"], "cancelled");
-        assert_eq!(store.get("08pB").await.unwrap().unwrap().identifiers, vec!["sys|2"]);
+        assert_eq!(
+            store.get("08pB").await.unwrap().unwrap().identifiers,
+            vec!["sys|2"]
+        );
         assert!(store.find_by_identifier("sys|3").await.unwrap().is_empty());
         #[cfg(unix)]
         {

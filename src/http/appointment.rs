@@ -171,17 +171,25 @@ fn answer(
     let done = match result {
         Ok(done) => done,
         Err(error) => {
-            tracing::info!(http_status = error.outcome().status.as_u16(), "interaction failed");
+            tracing::info!(
+                http_status = error.outcome().status.as_u16(),
+                "interaction failed"
+            );
             return response::error(&error, rendering);
         }
     };
     let id = done.id().to_owned();
     let mut response = match response::return_preference(request) {
         ReturnPreference::Minimal => HttpResponse::build(done.status).finish(),
-        ReturnPreference::Representation => response::resource(done.status, &done.appointment, rendering),
+        ReturnPreference::Representation => {
+            response::resource(done.status, &done.appointment, rendering)
+        }
         ReturnPreference::OperationOutcome => response::outcome(
             done.status,
-            &[Issue::information(format!("Appointment {id}: {}", describe(done.status)))],
+            &[Issue::information(format!(
+                "Appointment {id}: {}",
+                describe(done.status)
+            ))],
             rendering,
         ),
     };
@@ -341,7 +349,10 @@ pub async fn patch_interaction(
     let body = serde_json::to_vec(&document).unwrap_or_default();
     let appointment = parse_appointment(&body, Format::Json).map_err(|issue| {
         ProxyError::Patch(Issue {
-            diagnostics: format!("the patched resource is not a valid Appointment: {}", issue.diagnostics),
+            diagnostics: format!(
+                "the patched resource is not a valid Appointment: {}",
+                issue.diagnostics
+            ),
             code: IssueCode::Processing,
             ..issue
         })
@@ -407,14 +418,18 @@ async fn earlier_booking(state: &AppState, keys: &[String]) -> Result<Option<Don
 }
 
 /// Records the appointment. A failure is logged, not answered: the booking did happen.
-pub(super) async fn remember(state: &AppState, appointment: &Appointment, identifiers: Vec<String>) {
+pub(super) async fn remember(
+    state: &AppState,
+    appointment: &Appointment,
+    identifiers: Vec<String>,
+) {
     let id = appointment
         .id
         .as_ref()
         .and_then(|i| i.value.clone())
         .unwrap_or_default();
-    let resource = fhirbolt::json::to_json_value(appointment.clone(), None)
-        .unwrap_or(serde_json::Value::Null);
+    let resource =
+        fhirbolt::json::to_json_value(appointment.clone(), None).unwrap_or(serde_json::Value::Null);
     let record = StoredAppointment {
         id,
         identifiers,
@@ -448,7 +463,11 @@ impl<'a> Reservation<'a> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self.state.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut in_flight = self
+            .state
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for key in &self.keys {
             in_flight.remove(key);
         }

@@ -11,10 +11,10 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
+use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources::{
     Appointment, Bundle, BundleEntry, BundleEntryResponse, OperationOutcome,
 };
-use fhirbolt::model::r4::Resource;
 use serde_json::Value;
 
 use super::AppState;
@@ -96,8 +96,8 @@ enum Kind {
 /// Reads the Bundle: its type and each entry's interaction (or why the entry cannot be done).
 fn read_bundle(body: &[u8]) -> Result<(Kind, Vec<Result<Interaction, ProxyError>>), ProxyError> {
     let structure = |d: &str| ProxyError::Unparseable(Issue::general(IssueCode::Structure, d));
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| structure("the body is not JSON"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| structure("the body is not JSON"))?;
     if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(ProxyError::Unparseable(Issue::at(
             IssueCode::Invalid,
@@ -147,9 +147,19 @@ fn read_entry(index: usize, entry: &Value) -> Result<Interaction, ProxyError> {
             "each entry needs a request (bdl-3)",
         ))
     })?;
-    let method = request.get("method").and_then(Value::as_str).unwrap_or_default();
-    let url = request.get("url").and_then(Value::as_str).unwrap_or_default();
-    let url = url.split('?').next().unwrap_or_default().trim_start_matches('/');
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let url = url
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('/');
     let resource_bytes = || -> Result<Vec<u8>, ProxyError> {
         entry
             .get("resource")
@@ -368,7 +378,10 @@ async fn transaction(
                 let decided = error.outcome();
                 let mut issues = in_entry_all(index, &error);
                 issues.extend(undo(state, &done).await);
-                tracing::warn!(entry = index, "transaction failed; bookings made by it were cancelled");
+                tracing::warn!(
+                    entry = index,
+                    "transaction failed; bookings made by it were cancelled"
+                );
                 return response::outcome(decided.status, &issues, rendering);
             }
         }

@@ -88,9 +88,10 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
 fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move |request: HttpRequest| async move {
         let mut response = respond_error(&request, &ProxyError::MethodNotAllowed);
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::ALLOW, HeaderValue::from_static(allow));
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            HeaderValue::from_static(allow),
+        );
         response
     })
 }

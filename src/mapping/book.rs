@@ -685,7 +685,8 @@ mod tests {
     fn every_broken_book_rule_is_reported_with_its_expression() {
         let m = mapping("");
         type Mutation = Box<dyn Fn(&mut Value)>;
-        let cases: Vec<(&str, Mutation, Vec<(IssueCode, &str)>)> = vec![
+        type Case = (&'static str, Mutation, Vec<(IssueCode, &'static str)>);
+        let cases: Vec<Case> = vec![
             (
                 "unresolvable patient",
                 Box::new(|a| a["participant"][0]["actor"]["reference"] = json!("Patient/123")),

@@ -164,7 +164,9 @@ impl SalesforceClient {
         &self,
         request: &GetSlotsRequest,
     ) -> Result<Vec<ResourceSlots>, SalesforceError> {
-        let (status, body) = self.call(reqwest::Method::POST, SLOTS_PATH, request).await?;
+        let (status, body) = self
+            .call(reqwest::Method::POST, SLOTS_PATH, request)
+            .await?;
         if (200..300).contains(&status) {
             parse_slots(&body).map_err(|_| SalesforceError::BadResponse)
         } else {

@@ -390,7 +390,8 @@ mod tests {
         let slots = parse_slots(details).unwrap();
         assert_eq!(slots[0].resource_id, "0bSxx000000000xxAQ");
         assert_eq!(slots[0].slots[0].slot_id, "ce5b28b6");
-        let table = br#"[{"resourceSlots":[{"resourceId":"0bSxx000000000xxAQ","availableSlots":[]}]}]"#;
+        let table =
+            br#"[{"resourceSlots":[{"resourceId":"0bSxx000000000xxAQ","availableSlots":[]}]}]"#;
         assert_eq!(parse_slots(table).unwrap()[0].slots.len(), 0);
         assert!(parse_slots(br#"{"slots":[]}"#).is_err());
     }

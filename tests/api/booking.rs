@@ -131,14 +131,13 @@ async fn xml_in_gives_xml_out() {
 #[tokio::test]
 async fn accept_and_format_choose_the_answer_format() {
     let (app, _sandbox) = spawn_with_sandbox(example_mapping());
-    let body = example_appointment().to_string();
 
     let xml = app
         .client
         .post(format!("{}/fhir/Appointment", app.address))
         .header("Content-Type", "application/fhir+json")
         .header("Accept", "application/fhir+xml")
-        .body(body.clone())
+        .body(numbered_appointment(1).to_string())
         .send()
         .await
         .unwrap();
@@ -157,7 +156,7 @@ async fn accept_and_format_choose_the_answer_format() {
         ))
         .header("Content-Type", "application/fhir+json")
         .header("Accept", "application/fhir+xml")
-        .body(body)
+        .body(numbered_appointment(2).to_string())
         .send()
         .await
         .unwrap();
@@ -172,21 +171,21 @@ async fn accept_and_format_choose_the_answer_format() {
 #[tokio::test]
 async fn prefer_header_is_honoured() {
     let (app, sandbox) = spawn_with_sandbox(example_mapping());
-    let post = |prefer: &'static str| {
+    let post = |prefer: &'static str, n: usize| {
         app.client
             .post(format!("{}/fhir/Appointment", app.address))
             .header("Content-Type", "application/fhir+json")
             .header("Prefer", prefer)
-            .body(example_appointment().to_string())
+            .body(numbered_appointment(n).to_string())
             .send()
     };
 
-    let minimal = post("return=minimal").await.unwrap();
+    let minimal = post("return=minimal", 1).await.unwrap();
     assert_eq!(minimal.status(), 201);
     assert!(minimal.headers().contains_key("location"));
     assert_eq!(minimal.text().await.unwrap(), "");
 
-    let outcome = post("return=OperationOutcome").await.unwrap();
+    let outcome = post("return=OperationOutcome", 2).await.unwrap();
     assert_eq!(outcome.status(), 201);
     let body: Value = json_body(outcome).await;
     assert_outcome(&body, "informational", None);
@@ -198,7 +197,7 @@ async fn prefer_header_is_honoured() {
             .contains(id.as_str())
     );
 
-    let representation = post("return=representation").await.unwrap();
+    let representation = post("return=representation", 3).await.unwrap();
     assert_eq!(
         json_body(representation).await["resourceType"],
         "Appointment"
@@ -209,14 +208,14 @@ async fn prefer_header_is_honoured() {
 #[tokio::test]
 async fn one_token_serves_many_bookings_and_an_expired_one_is_replaced_once() {
     let (app, sandbox) = spawn_with_sandbox(example_mapping());
-    for _ in 0..3 {
-        assert_eq!(app.post_json(&example_appointment()).await.status(), 201);
+    for n in 0..3 {
+        assert_eq!(app.post_json(&numbered_appointment(n)).await.status(), 201);
     }
     assert_eq!(sandbox.token_requests(), 1);
 
     // The sandbox forgets its sessions: the proxy's cached token now gets 401 INVALID_SESSION_ID.
     sandbox.expire_tokens();
-    let response = app.post_json(&example_appointment()).await;
+    let response = app.post_json(&numbered_appointment(3)).await;
 
     assert_eq!(response.status(), 201);
     assert_eq!(sandbox.token_requests(), 2);
@@ -226,10 +225,12 @@ async fn one_token_serves_many_bookings_and_an_expired_one_is_replaced_once() {
 #[tokio::test]
 async fn a_slot_booked_twice_is_refused_with_salesforce_message() {
     let (app, sandbox) = spawn_with_sandbox(example_mapping());
-    let mut appointment = example_appointment();
+    let mut appointment = numbered_appointment(1);
     appointment["slot"] = json!([{"reference": "Slot/24477854-21304876-62852027-2"}]);
-
     assert_eq!(app.post_json(&appointment).await.status(), 201);
+
+    // Another appointment (its own identifier) for the same slot.
+    appointment["identifier"][0]["value"] = json!("A-2");
     let second = app.post_json(&appointment).await;
 
     assert_eq!(second.status(), 422);

@@ -48,18 +48,43 @@ async fn a_batch_books_each_entry_on_its_own_in_request_order() {
     let body = json_body(response).await;
     assert_eq!(body["type"], "batch-response");
     let entries = body["entry"].as_array().unwrap();
-    let statuses: Vec<&str> = entries.iter().map(|e| e["response"]["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = entries
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
     assert_eq!(
         statuses,
-        vec!["201 Created", "422 Unprocessable Entity", "400 Bad Request", "400 Bad Request", "400 Bad Request", "201 Created"]
+        vec![
+            "201 Created",
+            "422 Unprocessable Entity",
+            "400 Bad Request",
+            "400 Bad Request",
+            "400 Bad Request",
+            "201 Created"
+        ]
     );
-    assert_outcome(&entries[1]["response"]["outcome"], "too-long", Some("Bundle.entry[1].resource.comment"));
-    assert_outcome(&entries[2]["response"]["outcome"], "not-supported", Some("Bundle.entry[2].request.url"));
+    assert_outcome(
+        &entries[1]["response"]["outcome"],
+        "too-long",
+        Some("Bundle.entry[1].resource.comment"),
+    );
+    assert_outcome(
+        &entries[2]["response"]["outcome"],
+        "not-supported",
+        Some("Bundle.entry[2].request.url"),
+    );
     assert_outcome(&entries[3]["response"]["outcome"], "structure", None);
-    assert_outcome(&entries[4]["response"]["outcome"], "required", Some("Bundle.entry[4].request"));
+    assert_outcome(
+        &entries[4]["response"]["outcome"],
+        "required",
+        Some("Bundle.entry[4].request"),
+    );
     let bookings = sandbox.bookings();
     assert_eq!(bookings.len(), 2);
-    assert_eq!(entries[0]["response"]["location"], format!("/fhir/Appointment/{}", bookings[0].id));
+    assert_eq!(
+        entries[0]["response"]["location"],
+        format!("/fhir/Appointment/{}", bookings[0].id)
+    );
     assert_eq!(entries[5]["resource"]["id"], json!(bookings[1].id));
 }
 
@@ -90,7 +115,10 @@ async fn a_transaction_books_all_or_cancels_what_it_booked() {
     assert_eq!(sandbox.cancellations(), undone);
     let text = body.to_string();
     for id in &undone {
-        assert!(text.contains(&format!("booked as {id} and was cancelled again")), "{text}");
+        assert!(
+            text.contains(&format!("booked as {id} and was cancelled again")),
+            "{text}"
+        );
     }
 
     // Retrying the whole transaction after the slot problem is fixed books afresh.
@@ -103,7 +131,12 @@ async fn a_transaction_books_all_or_cancels_what_it_booked() {
     assert_eq!(response.status(), 200);
     let body = json_body(response).await;
     assert_eq!(body["type"], "transaction-response");
-    let statuses: Vec<&str> = body["entry"].as_array().unwrap().iter().map(|e| e["response"]["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, vec!["201 Created", "201 Created"]);
     assert_eq!(sandbox.bookings().len(), 5);
 }
@@ -127,7 +160,11 @@ async fn a_transaction_with_an_invalid_entry_books_nothing() {
 
     assert_eq!(response.status(), 422);
     let body = json_body(response).await;
-    assert_outcome(&body, "not-found", Some("Bundle.entry[1].resource.participant[0].actor"));
+    assert_outcome(
+        &body,
+        "not-found",
+        Some("Bundle.entry[1].resource.participant[0].actor"),
+    );
     assert_outcome(&body, "not-supported", Some("Bundle.entry[2].request"));
     assert!(sandbox.bookings().is_empty());
     assert_eq!(sandbox.token_requests(), 0);
@@ -136,15 +173,27 @@ async fn a_transaction_with_an_invalid_entry_books_nothing() {
 #[tokio::test]
 async fn other_bundles_and_bodies_are_refused() {
     let (app, _sandbox) = spawn_with_sandbox(example_mapping());
-    let response = post_bundle(&app, &json!({"resourceType": "Bundle", "type": "collection"})).await;
+    let response = post_bundle(
+        &app,
+        &json!({"resourceType": "Bundle", "type": "collection"}),
+    )
+    .await;
     assert_eq!(response.status(), 400);
-    assert_outcome(&json_body(response).await, "not-supported", Some("Bundle.type"));
+    assert_outcome(
+        &json_body(response).await,
+        "not-supported",
+        Some("Bundle.type"),
+    );
 
     let response = post_bundle(&app, &example_appointment()).await;
     assert_eq!(response.status(), 400);
     assert_outcome(&json_body(response).await, "invalid", Some("Bundle"));
 
-    let response = post_bundle(&app, &json!({"resourceType": "Bundle", "type": "batch", "entry": {}})).await;
+    let response = post_bundle(
+        &app,
+        &json!({"resourceType": "Bundle", "type": "batch", "entry": {}}),
+    )
+    .await;
     assert_eq!(response.status(), 400);
 }
 

@@ -24,7 +24,11 @@ async fn post_with(app: &TestApp, body: &Value, headers: &[(&str, &str)]) -> req
 
 #[tokio::test]
 async fn a_retried_post_books_once_even_across_a_restart() {
-    let sandbox = Sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), SandboxSettings::default()).unwrap();
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("appointments.jsonl");
     let start = || {
@@ -58,7 +62,12 @@ async fn if_none_exist_matches_none_one_or_several() {
     let criterion = "identifier=http://hospital.example.org/fhir/appointment-id|A-2025-07-21-0001";
 
     // None yet: a normal create.
-    let first = post_with(&app, &example_appointment(), &[("If-None-Exist", criterion)]).await;
+    let first = post_with(
+        &app,
+        &example_appointment(),
+        &[("If-None-Exist", criterion)],
+    )
+    .await;
     assert_eq!(first.status(), 201);
     let first = json_body(first).await;
 
@@ -77,7 +86,9 @@ async fn if_none_exist_matches_none_one_or_several() {
     assert_eq!(post_with(&app, &third, &[]).await.status(), 201);
     // ...and "urn:x|other", which the answer above did not record, with a conditional create,
     assert_eq!(
-        post_with(&app, &other, &[("If-None-Exist", "identifier=urn:x|other")]).await.status(),
+        post_with(&app, &other, &[("If-None-Exist", "identifier=urn:x|other")])
+            .await
+            .status(),
         201
     );
     // ...and an appointment carrying both identifiers that point at two bookings is a 412.
@@ -95,8 +106,17 @@ async fn if_none_exist_matches_none_one_or_several() {
 #[tokio::test]
 async fn if_none_exist_other_than_identifier_is_a_400() {
     let (app, sandbox) = spawn_with_sandbox(example_mapping());
-    for criterion in ["patient=Patient/1", "identifier=nosystem", "identifier=a|b&status=booked"] {
-        let response = post_with(&app, &example_appointment(), &[("If-None-Exist", criterion)]).await;
+    for criterion in [
+        "patient=Patient/1",
+        "identifier=nosystem",
+        "identifier=a|b&status=booked",
+    ] {
+        let response = post_with(
+            &app,
+            &example_appointment(),
+            &[("If-None-Exist", criterion)],
+        )
+        .await;
         assert_eq!(response.status(), 400, "{criterion}");
         assert_outcome(&json_body(response).await, "not-supported", None);
     }
@@ -212,7 +232,11 @@ async fn bad_updates_and_patches_are_refused_before_salesforce() {
     // Body id differs from the URL id.
     let response = put(&app, "08pSB0000000009ZZZ", &appointment).await;
     assert_eq!(response.status(), 400);
-    assert_outcome(&json_body(response).await, "invalid", Some("Appointment.id"));
+    assert_outcome(
+        &json_body(response).await,
+        "invalid",
+        Some("Appointment.id"),
+    );
 
     // No id in the body.
     let mut no_id = appointment.clone();
@@ -220,13 +244,34 @@ async fn bad_updates_and_patches_are_refused_before_salesforce() {
     assert_eq!(put(&app, &id, &no_id).await.status(), 400);
 
     // PATCH of an appointment this proxy never booked.
-    let response = patch(&app, "08pSB0000000009ZZZ", &json!([]), "application/json-patch+json").await;
+    let response = patch(
+        &app,
+        "08pSB0000000009ZZZ",
+        &json!([]),
+        "application/json-patch+json",
+    )
+    .await;
     assert_eq!(response.status(), 404);
     assert_outcome(&json_body(response).await, "not-found", None);
 
     // PATCH that is not JSON Patch, or fails.
-    assert_eq!(patch(&app, &id, &json!([]), "application/fhir+json").await.status(), 415);
-    assert_eq!(patch(&app, &id, &json!({"op": "x"}), "application/json-patch+json").await.status(), 400);
+    assert_eq!(
+        patch(&app, &id, &json!([]), "application/fhir+json")
+            .await
+            .status(),
+        415
+    );
+    assert_eq!(
+        patch(
+            &app,
+            &id,
+            &json!({"op": "x"}),
+            "application/json-patch+json"
+        )
+        .await
+        .status(),
+        400
+    );
     let response = patch(
         &app,
         &id,

@@ -140,9 +140,9 @@ async fn fifty_concurrent_requests_on_a_cold_cache_cause_one_token_request() {
     let app = Arc::new(proxy_for(&server));
 
     let tasks: Vec<_> = (0..50)
-        .map(|_| {
+        .map(|n| {
             let app = app.clone();
-            tokio::spawn(async move { app.post_json(&example_appointment()).await.status() })
+            tokio::spawn(async move { app.post_json(&numbered_appointment(n)).await.status() })
         })
         .collect();
     for task in tasks {
@@ -257,11 +257,11 @@ async fn a_slow_salesforce_is_a_504_and_not_retried() {
     mount_token(&server, "token-1", 1).await;
     Mock::given(method("POST"))
         .and(path(BOOK_PATH))
-        .respond_with(booked("08pxx0000004KhxxAE").set_delay(Duration::from_secs(4)))
+        .respond_with(booked("08pxx0000004KhxxAE").set_delay(Duration::from_secs(10)))
         .expect(1)
         .mount(&server)
         .await;
-    let app = proxy_for(&server); // request timeout: 2 s
+    let app = proxy_for(&server); // request timeout: 5 s
 
     let response = app.post_json(&example_appointment()).await;
 

@@ -65,6 +65,14 @@ pub fn example_appointment() -> Value {
     serde_json::from_str(EXAMPLE_APPOINTMENT).unwrap()
 }
 
+/// The example appointment with its own business identifier `A-<n>`, so that posting it books
+/// anew instead of matching an earlier booking of the example.
+pub fn numbered_appointment(n: usize) -> Value {
+    let mut a = example_appointment();
+    a["identifier"][0]["value"] = Value::String(format!("A-{n}"));
+    a
+}
+
 /// A test mapping from `tests/fixtures/mappings/`.
 pub fn fixture_mapping(name: &str) -> Mapping {
     let path = format!(
@@ -90,7 +98,7 @@ pub fn salesforce_settings(token_url: &str) -> SalesforceSettings {
         sandbox::DEFAULT_CLIENT_ID,
         sandbox::DEFAULT_CLIENT_SECRET.into(),
     );
-    s.request_timeout = Duration::from_secs(2);
+    s.request_timeout = Duration::from_secs(5);
     s.connect_timeout = Duration::from_secs(1);
     s.throttle_retry_after = Duration::from_secs(42);
     s
@@ -125,14 +133,7 @@ pub fn spawn_proxy_full(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut server = ServerSettings::with_defaults(listener.local_addr().unwrap());
     adjust(&mut server);
-    let app = Application::with_listener(
-        listener,
-        &server,
-        salesforce,
-        mapping,
-        store,
-    )
-    .unwrap();
+    let app = Application::with_listener(listener, &server, salesforce, mapping, store).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());

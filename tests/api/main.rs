@@ -2,9 +2,12 @@
 //! the built-in sandbox or wiremock on 127.0.0.1.
 
 mod bad_input;
-mod bundles;
 mod booking;
+mod bundles;
 mod changes;
 mod cli;
 mod faults;
 mod helpers;
+mod metadata;
+mod slots;
+mod validate;
