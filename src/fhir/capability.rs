@@ -99,18 +99,22 @@ fn appointment() -> Value {
                 "code": "create",
                 "documentation": "POST [base]/Appointment books the appointment (Salesforce Book \
                     Appointment) and answers 201 with Location [base]/Appointment/{Salesforce id}. \
-                    Prefer: return=minimal|representation|OperationOutcome is honoured."
+                    Prefer: return=minimal|representation|OperationOutcome is honoured. Conditional \
+                    create takes If-None-Exist: identifier=system|value; an earlier booking with \
+                    that identifier is answered (200) instead of booked again."
             },
             {
                 "code": "update",
-                "documentation": "PUT [base]/Appointment/{id} changes or reschedules a booked \
-                    appointment (Salesforce Update Appointment). An id this server did not book is \
-                    not created: updateCreate is false."
+                "documentation": "PUT [base]/Appointment/{id} for an appointment booked \
+                    through this server: new start, end, participants or codes go to Salesforce \
+                    Update Appointment, status cancelled to Cancel Appointment. Any other id is a \
+                    404, never a create (updateCreate is false)."
             },
             {
                 "code": "patch",
                 "documentation": "PATCH [base]/Appointment/{id} with a JSON Patch \
-                    (application/json-patch+json)."
+                    (application/json-patch+json), applied to the appointment as last booked here \
+                    and then processed as a PUT."
             }
         ],
         "versioning": "no-version",

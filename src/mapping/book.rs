@@ -379,14 +379,23 @@ fn slots(
     let mut out = Vec::new();
     for (i, slot) in appointment.slot.iter().enumerate() {
         let path = format!("Appointment.slot[{i}]");
-        let id = reference(slot)
-            .and_then(|r| type_and_id(r).map(|(_, id)| id.to_owned()))
-            .or_else(|| {
-                slot.identifier
-                    .as_deref()
-                    .and_then(|i| i.value.as_ref())
-                    .and_then(|v| v.value.clone())
-            });
+        let identifier = slot.identifier.as_deref();
+        let identifier_value = identifier
+            .and_then(|i| i.value.as_ref())
+            .and_then(|v| v.value.clone());
+        // A Slot found through `GET [base]/Slot` whose Salesforce slot id is not a valid FHIR id
+        // carries that id as an identifier; it wins over the minted FHIR id in the reference.
+        let from_search = identifier
+            .and_then(|i| i.system.as_ref())
+            .and_then(|s| s.value.as_deref())
+            == Some(super::slots::SLOT_IDENTIFIER_SYSTEM);
+        let id = if from_search {
+            identifier_value
+        } else {
+            reference(slot)
+                .and_then(|r| type_and_id(r).map(|(_, id)| id.to_owned()))
+                .or(identifier_value)
+        };
         let Some(id) = id else {
             issues.push(Issue::at(
                 IssueCode::Required,
@@ -661,6 +670,15 @@ mod tests {
         );
         let r = map(a, &mapping("[slots]\nreference = \"prefixed\"\n")).unwrap();
         assert_eq!(r.slots[0].reference, format!("Practitioner/{PRACTITIONER}"));
+
+        // A slot found by search whose Salesforce id is no FHIR id: the identifier wins.
+        let mut a = appointment();
+        a["slot"] = json!([{
+            "reference": "Slot/sf-1a2b",
+            "identifier": {"system": "urn:salesforce:slotId", "value": "slot id with spaces"}
+        }]);
+        let r = map(a, &mapping("")).unwrap();
+        assert_eq!(r.slots[0].id, "slot id with spaces");
     }
 
     #[test]
