@@ -80,6 +80,8 @@ fn could_not_be_parsed() -> Issue {
     structure("the resource could not be parsed")
 }
 
+/// Strict mode: unknown elements are errors. It is also the only safe mode here: in fhirbolt 0.4,
+/// Compatibility and Lax XML parsing loop forever on any unknown element (see the tests' notes).
 fn strict() -> Option<DeserializationConfig> {
     Some(DeserializationConfig {
         mode: DeserializationMode::Strict,

@@ -839,6 +839,48 @@ mod tests {
         }
     }
 
+    /// The HL7 build's invariant tests (tests/fixtures/fhir/invalid/app-*.f1.fail.xml) are R5
+    /// resources, which an R4 parser refuses outright (see parse.rs). These are the same cases in
+    /// R4 shape: each breaks exactly the invariant its file is named after.
+    #[test]
+    fn hl7_invariant_tests_in_r4_shape() {
+        type Mutation = fn(&mut Appointment);
+        let cases: [(&str, Mutation, Expected); 3] = [
+            (
+                "app-2.f1: cancelled, end without start",
+                |a| {
+                    a.status = code("cancelled");
+                    a.start = None;
+                },
+                vec![(IssueCode::Invariant, "Appointment")],
+            ),
+            (
+                "app-3.f1: booked without start and end",
+                |a| {
+                    a.start = None;
+                    a.end = None;
+                },
+                vec![(IssueCode::Invariant, "Appointment")],
+            ),
+            (
+                "app-4.f1: booked with a cancelation reason",
+                |a| a.cancelation_reason = Some(Box::new(concept())),
+                vec![(IssueCode::Invariant, "Appointment.cancelationReason")],
+            ),
+        ];
+        for (name, mutate, want) in cases {
+            let mut appointment = example();
+            mutate(&mut appointment);
+            let issues = check_appointment(&appointment, &RuleOptions::default());
+            let key = &name[..5];
+            assert!(
+                issues.iter().all(|i| i.diagnostics.starts_with(key)),
+                "{name}: {issues:?}"
+            );
+            assert_eq!(check(&appointment), expected(&want), "{name}");
+        }
+    }
+
     #[test]
     fn app_2_and_app_3_are_told_apart() {
         let mut appointment = example();

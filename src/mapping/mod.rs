@@ -27,19 +27,10 @@ mod tests {
     /// The Book Appointment Action page's sample request, with an 18-character workTypeId where
     /// the docs' sample has a 19-character typo (`08qxxG000000Axq6xxC`).
     fn documented_sample() -> Value {
-        json!({
-            "workTypeId": "08qxx000000Axq6xxC",
-            "channelId": "0eFxx000000NNOVxx0",
-            "description": "Discussion",
-            "startDate": "2025-07-21T18:00:00.000Z",
-            "endDate": "2025-07-21T18:30:00.000Z",
-            "comment": "Payload for the testing",
-            "participants": [
-                {"reference": "Patient/001xx000012udqQxxQ"},
-                {"reference": "Practitioner/0bSxx0000005JoaxxE", "isReferenceRequired": true},
-                {"reference": "Facility/001xx000012udqhxxA"}
-            ]
-        })
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/salesforce/book-appointment-documented-sample.json"
+        ))
+        .unwrap()
     }
 
     #[test]

@@ -42,22 +42,7 @@ async fn example_appointment_is_booked_and_returned_as_fhir() {
             .any(|i| i["value"] == "A-2025-07-21-0001")
     );
     // What Salesforce received is the documented sample request.
-    assert_eq!(
-        bookings[0].request,
-        json!({
-            "workTypeId": "08qxx000000Axq6xxC",
-            "channelId": "0eFxx000000NNOVxx0",
-            "description": "Discussion",
-            "startDate": "2025-07-21T18:00:00.000Z",
-            "endDate": "2025-07-21T18:30:00.000Z",
-            "comment": "Payload for the testing",
-            "participants": [
-                {"reference": "Patient/001xx000012udqQxxQ"},
-                {"reference": "Practitioner/0bSxx0000005JoaxxE", "isReferenceRequired": true},
-                {"reference": "Facility/001xx000012udqhxxA"}
-            ]
-        })
-    );
+    assert_eq!(bookings[0].request, documented_sample());
 }
 
 #[tokio::test]

@@ -50,22 +50,7 @@ fn translate_prints_the_documented_sample_for_the_example() {
         String::from_utf8_lossy(&output.stderr)
     );
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(
-        printed,
-        json!({
-            "workTypeId": "08qxx000000Axq6xxC",
-            "channelId": "0eFxx000000NNOVxx0",
-            "description": "Discussion",
-            "startDate": "2025-07-21T18:00:00.000Z",
-            "endDate": "2025-07-21T18:30:00.000Z",
-            "comment": "Payload for the testing",
-            "participants": [
-                {"reference": "Patient/001xx000012udqQxxQ"},
-                {"reference": "Practitioner/0bSxx0000005JoaxxE", "isReferenceRequired": true},
-                {"reference": "Facility/001xx000012udqhxxA"}
-            ]
-        })
-    );
+    assert_eq!(printed, documented_sample());
 }
 
 #[test]

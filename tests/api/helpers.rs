@@ -73,6 +73,15 @@ pub fn numbered_appointment(n: usize) -> Value {
     a
 }
 
+/// The Book Appointment Action page's sample request, with an 18-character workTypeId where the
+/// docs' sample has a 19-character typo: what the example appointment must become.
+pub fn documented_sample() -> Value {
+    serde_json::from_slice(&fixture(
+        "salesforce/book-appointment-documented-sample.json",
+    ))
+    .unwrap()
+}
+
 /// A test mapping from `tests/fixtures/mappings/`.
 pub fn fixture_mapping(name: &str) -> Mapping {
     let path = format!(

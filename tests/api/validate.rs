@@ -8,24 +8,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// The Book Appointment Action page's sample request, as `booking.rs` checks the sandbox receives
-/// it for the example appointment.
-fn documented_sample() -> Value {
-    json!({
-        "workTypeId": "08qxx000000Axq6xxC",
-        "channelId": "0eFxx000000NNOVxx0",
-        "description": "Discussion",
-        "startDate": "2025-07-21T18:00:00.000Z",
-        "endDate": "2025-07-21T18:30:00.000Z",
-        "comment": "Payload for the testing",
-        "participants": [
-            {"reference": "Patient/001xx000012udqQxxQ"},
-            {"reference": "Practitioner/0bSxx0000005JoaxxE", "isReferenceRequired": true},
-            {"reference": "Facility/001xx000012udqhxxA"}
-        ]
-    })
-}
-
 async fn validate(
     app: &TestApp,
     body: impl Into<reqwest::Body>,
