@@ -22,7 +22,7 @@ pub const EXAMPLE_APPOINTMENT: &str = include_str!("../../examples/appointment.j
 mod tests {
     use super::*;
     use fhirbolt::model::r4::resources::Appointment;
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     /// The Book Appointment Action page's sample request, with an 18-character workTypeId where
     /// the docs' sample has a 19-character typo (`08qxxG000000Axq6xxC`).
