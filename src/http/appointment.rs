@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::AppState;
 use super::response::{self, Rendering, ReturnPreference};
 use crate::error::ProxyError;
-use crate::fhir::format::{self, Format};
+use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::parse_appointment;
 use crate::mapping::book::book_request;
@@ -60,8 +60,9 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Some((body_format, rendering)) = formats(&request) else {
-        return negotiation_failure(&request);
+    let (body_format, rendering) = match response::formats(&request) {
+        Ok(formats) => formats,
+        Err(answer) => return *answer,
     };
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
@@ -86,8 +87,9 @@ pub async fn update(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Some((body_format, rendering)) = formats(&request) else {
-        return negotiation_failure(&request);
+    let (body_format, rendering) = match response::formats(&request) {
+        Ok(formats) => formats,
+        Err(answer) => return *answer,
     };
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
@@ -140,24 +142,6 @@ pub async fn patch(
     }
     .await;
     answer(&request, &state, result, rendering)
-}
-
-/// Body format (or why it cannot be read) and answer format; None when no answer format fits.
-fn formats(request: &HttpRequest) -> Option<(Result<Format, Issue>, Rendering)> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let body_format = format::request_format(content_type);
-    let rendering = response::negotiate(request, body_format.as_ref().ok().copied()).ok()?;
-    Some((body_format, rendering))
-}
-
-fn negotiation_failure(request: &HttpRequest) -> HttpResponse {
-    match response::negotiate(request, None) {
-        Err((error, rendering)) => response::error(&error, rendering),
-        Ok(rendering) => response::error(&ProxyError::BodyRead, rendering),
-    }
 }
 
 /// Writes the answer of an interaction: the resource (or per `Prefer`), `Location` on 201, and

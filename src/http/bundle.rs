@@ -8,7 +8,7 @@
 //! says which entry failed and what was undone. Salesforce has no transactions, so this is
 //! compensation, not atomicity: see README.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use fhirbolt::model::r4::Resource;
@@ -23,7 +23,7 @@ use super::appointment::{
 };
 use super::response::{self, Rendering, ReturnPreference};
 use crate::error::ProxyError;
-use crate::fhir::format::{self, Format};
+use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
 use crate::fhir::parse::parse_appointment;
 use crate::salesforce::wire::CancelAppointmentRequest;
@@ -55,14 +55,9 @@ pub async fn process(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let body_format = format::request_format(content_type);
-    let rendering = match response::negotiate(&request, body_format.as_ref().ok().copied()) {
-        Ok(r) => r,
-        Err((error, rendering)) => return response::error(&error, rendering),
+    let (body_format, rendering) = match response::formats(&request) {
+        Ok(formats) => formats,
+        Err(answer) => return *answer,
     };
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;

@@ -79,6 +79,22 @@ pub fn negotiate(
     }
 }
 
+/// The request body's format (or the 415 issue saying why it cannot be read) and the answer's
+/// rendering; when no answer format fits, the ready 406 response instead.
+pub fn formats(
+    request: &HttpRequest,
+) -> Result<(Result<Format, Issue>, Rendering), Box<HttpResponse>> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let body_format = format::request_format(content_type);
+    match negotiate(request, body_format.as_ref().ok().copied()) {
+        Ok(rendering) => Ok((body_format, rendering)),
+        Err((error, rendering)) => Err(Box::new(self::error(&error, rendering))),
+    }
+}
+
 /// A resource response with the FHIR content type.
 pub fn resource<T>(
     status: actix_web::http::StatusCode,

@@ -8,7 +8,7 @@
 //! body over the limit (413), or an operation call it cannot honour (400: a `Parameters` body
 //! without one `resource`, a `profile` to validate against, `mode=delete`).
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use super::AppState;
 use super::appointment::read_body;
 use super::response::{self, query_param};
 use crate::error::ProxyError;
-use crate::fhir::format::{self, Format};
+use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::translation::translate;
 
@@ -42,14 +42,9 @@ pub async fn validate(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let body_format = format::request_format(content_type);
-    let rendering = match response::negotiate(&request, body_format.as_ref().ok().copied()) {
-        Ok(r) => r,
-        Err((error, rendering)) => return response::error(&error, rendering),
+    let (body_format, rendering) = match response::formats(&request) {
+        Ok(formats) => formats,
+        Err(answer) => return *answer,
     };
     match run(&request, payload, &state, body_format).await {
         Ok(issues) => {
