@@ -123,10 +123,15 @@ fn json_to_appointment(mut value: Value) -> Result<Appointment, Issue> {
     // message that cannot say which one; R4's cardinality is a rule the rules module reports with
     // the element's FHIRPath (a 422). So a placeholder lets parsing finish and is removed again.
     fill_missing_statuses(&mut value);
-    let mut appointment = run_guarded(move || {
+    let appointment = run_guarded(move || {
         fhirbolt::json::from_json_value::<Appointment>(value, strict())
             .map_err(|e| does_not_match(&e.to_string()))
     })?;
+    Ok(clear_missing_statuses(appointment))
+}
+
+/// Removes the [`MISSING_STATUS`] placeholders again, leaving the statuses without a value.
+fn clear_missing_statuses(mut appointment: Appointment) -> Appointment {
     let clear = |code: &mut fhirbolt::model::r4::types::Code| {
         if code.value.as_deref() == Some(MISSING_STATUS) {
             code.value = None;
@@ -136,11 +141,14 @@ fn json_to_appointment(mut value: Value) -> Result<Appointment, Issue> {
     for participant in &mut appointment.participant {
         clear(&mut participant.status);
     }
-    Ok(appointment)
+    appointment
 }
 
 /// Stands in for a missing required `status` while fhirbolt parses; never leaves this module.
-const MISSING_STATUS: &str = "\u{1}missing-status";
+/// The private-use character keeps it from looking like any valid code (a sender who sends it
+/// anyway just gets "status is required"), and is legal in XML, where the same placeholder is
+/// inserted (see [`StatusPlaceholders`]).
+const MISSING_STATUS: &str = "\u{E000}missing-status";
 
 fn fill_missing_statuses(value: &mut Value) {
     fn fill(object: &mut serde_json::Map<String, Value>) {
@@ -356,14 +364,66 @@ fn is_element_name(name: &str) -> bool {
 // XML
 
 fn parse_xml(text: &str) -> Result<Appointment, Issue> {
-    let content_start = check_xml(text)?;
+    let plan = check_xml(text)?;
     // The declaration (already checked) is cut off: fhirbolt insists on an upper-case
     // encoding="UTF-8", but encoding names are case-insensitive and many writers say "utf-8".
-    let content = &text[content_start..];
-    run_guarded(move || {
+    let content = plan.placeholders.apply(text, plan.content_start);
+    let appointment = run_guarded(move || {
         fhirbolt::xml::from_slice::<Appointment>(content.as_bytes(), strict())
             .map_err(|e| does_not_match(&e.to_string()))
-    })
+    })?;
+    Ok(clear_missing_statuses(appointment))
+}
+
+/// What the XML pre-pass learnt: where the content after the declaration starts (0 without one)
+/// and where required statuses are missing.
+#[derive(Debug, Default)]
+struct XmlPlan {
+    content_start: usize,
+    placeholders: StatusPlaceholders,
+}
+
+/// The XML side of [`fill_missing_statuses`]: fhirbolt refuses an Appointment or participant
+/// without `status` with a message that cannot say which, so a placeholder `status` element is
+/// put where one is missing and removed after parsing; the rules then report the missing status
+/// with its FHIRPath.
+#[derive(Debug, Default)]
+struct StatusPlaceholders {
+    /// (start, end, replacement) byte ranges of the document.
+    edits: Vec<(usize, usize, String)>,
+}
+
+impl StatusPlaceholders {
+    const ELEMENT: &str = "<status value=\"\u{E000}missing-status\"/>";
+
+    /// Inserts a placeholder at `offset`, the start of an element's content.
+    fn insert(&mut self, offset: usize) {
+        self.edits.push((offset, offset, Self::ELEMENT.to_string()));
+    }
+
+    /// Rewrites the empty element `tag` (e.g. `<participant/>`) spanning `start..end` into an
+    /// element holding only a placeholder.
+    fn expand(&mut self, start: usize, end: usize, tag: &str, qualified_name: &str) {
+        let open = tag.trim_end_matches("/>");
+        let replacement = format!("{open}>{}</{qualified_name}>", Self::ELEMENT);
+        self.edits.push((start, end, replacement));
+    }
+
+    /// The document from `from`, with the placeholders in place.
+    fn apply(&self, text: &str, from: usize) -> String {
+        // The root's placeholder is found last but goes first; edits never overlap.
+        let mut edits: Vec<&(usize, usize, String)> = self.edits.iter().collect();
+        edits.sort_by_key(|(start, _, _)| *start);
+        let mut out = String::with_capacity(text.len() - from + edits.len() * 40);
+        let mut at = from;
+        for (start, end, replacement) in edits {
+            out.push_str(&text[at..*start]);
+            out.push_str(replacement);
+            at = *end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
 }
 
 /// Line and column (1-based, column in characters) of a byte offset, for XML messages.
@@ -394,12 +454,17 @@ fn describe_name(name: &str) -> String {
     }
 }
 
-/// The well-formedness and shape pre-pass over the whole XML document. Returns where the content
-/// after the XML declaration starts (0 without one).
-fn check_xml(text: &str) -> Result<usize, Issue> {
+/// The well-formedness and shape pre-pass over the whole XML document.
+fn check_xml(text: &str) -> Result<XmlPlan, Issue> {
     let mut reader = NsReader::from_str(text);
     reader.config_mut().enable_all_checks(true);
-    let mut content_start = 0usize;
+    let mut plan = XmlPlan::default();
+    // Where the content of the root and of the current participant starts, and whether a
+    // `status` child has been seen there (for the placeholders).
+    let mut root_content: Option<usize> = None;
+    let mut root_status = false;
+    let mut participant_content: Option<usize> = None;
+    let mut participant_status = false;
     let mut first_event = true;
     let mut depth = 0usize;
     let mut root_seen = false;
@@ -429,7 +494,7 @@ fn check_xml(text: &str) -> Result<usize, Issue> {
                     )));
                 }
                 check_decl(&decl)?;
-                content_start = usize::try_from(reader.buffer_position()).unwrap_or(0);
+                plan.content_start = offset(reader.buffer_position());
             }
             Event::DocType(_) => {
                 return Err(structure(format!(
@@ -478,7 +543,31 @@ fn check_xml(text: &str) -> Result<usize, Issue> {
                     )));
                 }
                 check_attributes(start, div_depth.is_some(), text, event_start)?;
-                if matches!(event, Event::Empty(_)) {
+                let empty = matches!(event, Event::Empty(_));
+                let name = start.local_name();
+                match (depth, name.as_ref()) {
+                    (1, _) if empty => {
+                        let (from, to) = (offset(event_start), offset(reader.buffer_position()));
+                        let qualified = start.name();
+                        plan.placeholders
+                            .expand(from, to, &text[from..to], qualified.as_ref());
+                    }
+                    (1, _) => root_content = Some(offset(reader.buffer_position())),
+                    (2, "status") => root_status = true,
+                    (2, "participant") if empty => {
+                        let (from, to) = (offset(event_start), offset(reader.buffer_position()));
+                        let qualified = start.name();
+                        plan.placeholders
+                            .expand(from, to, &text[from..to], qualified.as_ref());
+                    }
+                    (2, "participant") => {
+                        participant_content = Some(offset(reader.buffer_position()));
+                        participant_status = false;
+                    }
+                    (3, "status") if participant_content.is_some() => participant_status = true,
+                    _ => {}
+                }
+                if empty {
                     depth -= 1;
                     if div_depth.is_some_and(|d| d > depth) {
                         div_depth = None;
@@ -486,6 +575,23 @@ fn check_xml(text: &str) -> Result<usize, Issue> {
                 }
             }
             Event::End(_) => {
+                match depth {
+                    2 => {
+                        if let Some(content) = participant_content.take()
+                            && !participant_status
+                        {
+                            plan.placeholders.insert(content);
+                        }
+                    }
+                    1 => {
+                        if let Some(content) = root_content
+                            && !root_status
+                        {
+                            plan.placeholders.insert(content);
+                        }
+                    }
+                    _ => {}
+                }
                 // check_end_names guarantees this matches an open element.
                 depth = depth.saturating_sub(1);
                 if div_depth.is_some_and(|d| d > depth) {
@@ -529,11 +635,16 @@ fn check_xml(text: &str) -> Result<usize, Issue> {
                         at()
                     )));
                 }
-                return Ok(content_start);
+                return Ok(plan);
             }
             Event::Text(_) | Event::Comment(_) => {}
         }
     }
+}
+
+/// A reader position as an index into the document (always in range for an in-memory reader).
+fn offset(position: u64) -> usize {
+    usize::try_from(position).unwrap_or(usize::MAX)
 }
 
 fn resolved_is_fhir(ns: &ResolveResult) -> bool {
@@ -888,6 +999,86 @@ mod tests {
         assert_eq!(a.participant[1].status.value.as_deref(), Some("accepted"));
     }
 
+    #[test]
+    fn missing_xml_statuses_parse_as_absent_like_json() {
+        // (XML, the same in JSON, or None when JSON cannot say it)
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"<Appointment xmlns="http://hl7.org/fhir"><participant><actor><reference value="Patient/1"/></actor></participant><participant><type><text value="x"/></type><status value="accepted"/></participant></Appointment>"#,
+                Some(
+                    r#"{"resourceType":"Appointment","participant":[{"actor":{"reference":"Patient/1"}},{"status":"accepted","type":[{"text":"x"}]}]}"#,
+                ),
+            ),
+            (
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Appointment xmlns="http://hl7.org/fhir">
+  <id value="a"/>
+  <participant><status value="accepted"/><actor><reference value="Patient/1"/></actor></participant>
+  <participant>
+    <actor><reference value="Location/1"/></actor>
+  </participant>
+  <status value="booked"/>
+</Appointment>"#,
+                Some(
+                    r#"{"resourceType":"Appointment","id":"a","status":"booked","participant":[{"status":"accepted","actor":{"reference":"Patient/1"}},{"actor":{"reference":"Location/1"}}]}"#,
+                ),
+            ),
+            (
+                r#"<Appointment xmlns="http://hl7.org/fhir"><status value="booked"/><participant/></Appointment>"#,
+                None,
+            ),
+            (r#"<Appointment xmlns="http://hl7.org/fhir"/>"#, None),
+            (
+                r#"<Appointment xmlns="http://hl7.org/fhir"></Appointment>"#,
+                Some(r#"{"resourceType":"Appointment","id":"x"}"#),
+            ),
+        ];
+        for (xml, json) in cases {
+            let from_xml = parse_appointment(xml.as_bytes(), Format::Xml)
+                .unwrap_or_else(|e| panic!("{xml}: {e:?}"));
+            let statuses = |a: &Appointment| {
+                let mut all = vec![a.status.value.clone()];
+                all.extend(a.participant.iter().map(|p| p.status.value.clone()));
+                all
+            };
+            // No placeholder survives parsing.
+            assert!(
+                statuses(&from_xml)
+                    .iter()
+                    .flatten()
+                    .all(|s| !s.contains("missing-status")),
+                "{xml}"
+            );
+            if let Some(json) = json {
+                let mut from_json = parse_appointment(json.as_bytes(), Format::Json).unwrap();
+                from_json.id = from_xml.id.clone();
+                assert_eq!(from_xml, from_json, "{xml}");
+            }
+        }
+        let empty_participant = parse_appointment(cases[2].0.as_bytes(), Format::Xml).unwrap();
+        assert_eq!(empty_participant.status.value.as_deref(), Some("booked"));
+        assert_eq!(empty_participant.participant.len(), 1);
+        assert_eq!(empty_participant.participant[0].status.value, None);
+        let empty_root = parse_appointment(cases[3].0.as_bytes(), Format::Xml).unwrap();
+        assert_eq!(empty_root.status.value, None);
+        assert!(empty_root.participant.is_empty());
+    }
+
+    #[test]
+    fn placeholders_are_inserted_in_document_order() {
+        let text = "<A><p></p><p/></A>";
+        let mut placeholders = StatusPlaceholders::default();
+        placeholders.insert(6); // inside the first <p>, found first
+        placeholders.expand(10, 14, "<p/>", "p");
+        placeholders.insert(3); // the root's, found last
+        let e = StatusPlaceholders::ELEMENT;
+        assert_eq!(
+            placeholders.apply(text, 0),
+            format!("<A>{e}<p>{e}</p><p>{e}</p></A>")
+        );
+        assert_eq!(StatusPlaceholders::default().apply(text, 3), &text[3..]);
+    }
+
     fn err(body: &[u8], format: Format) -> Issue {
         match parse_appointment(body, format) {
             Ok(_) => panic!(
@@ -1113,7 +1304,6 @@ mod tests {
             (xml_with("<foo value=\"x\"/>"), Format::Xml, Structure, "unknown field `foo`", None),
             (xml_with("<priority value=\"high\"/>"), Format::Xml, Structure, "does not match the R4 Appointment structure", None),
             (xml_with("<text>loose</text>"), Format::Xml, Structure, "text outside of div", None),
-            ("<Appointment xmlns=\"http://hl7.org/fhir\"><participant><status value=\"accepted\"/></participant></Appointment>".into(), Format::Xml, Structure, "missing field `status`", None),
         ];
         check_error_cases(&cases);
     }
