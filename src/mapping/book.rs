@@ -138,10 +138,9 @@ pub fn salesforce_instant(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The R4 instant check the rules use, so mapping never accepts a value the rules would refuse.
 fn parse_instant(value: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    crate::fhir::rules::parse_instant(value).map(|d| d.with_timezone(&Utc))
 }
 
 fn dates(
