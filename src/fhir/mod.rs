@@ -1,6 +1,7 @@
 //! The FHIR side: R4 formats and content negotiation, guarded parsing, the R4 rules fhirbolt does
 //! not check, and OperationOutcome building. Knows nothing of Salesforce.
 
+pub mod bundle;
 pub mod capability;
 pub mod format;
 pub mod outcome;

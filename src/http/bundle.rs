@@ -1,8 +1,8 @@
 //! `POST [base]` with a `batch` or `transaction` Bundle of Appointment interactions.
 //!
-//! The Bundle is read as plain JSON and each entry's resource is parsed on its own through the
-//! guarded Appointment parser, never through fhirbolt's `Resource` enum (which panics on some
-//! malformed entries). A batch runs every entry on its own and answers a `batch-response` in
+//! The Bundle (JSON or XML) is read by [`crate::fhir::bundle`], and each entry's resource is parsed
+//! on its own through the guarded Appointment parser, never through fhirbolt's `Resource` enum
+//! (which panics on some malformed entries). A batch runs every entry on its own and answers a `batch-response` in
 //! request order. A transaction checks and maps every entry before anything is booked; if a
 //! booking then fails, the bookings already made are cancelled again and one OperationOutcome
 //! says which entry failed and what was undone. Salesforce has no transactions, so this is
@@ -15,7 +15,6 @@ use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources::{
     Appointment, Bundle, BundleEntry, BundleEntryResponse, OperationOutcome,
 };
-use serde_json::Value;
 
 use super::AppState;
 use super::appointment::{
@@ -23,9 +22,9 @@ use super::appointment::{
 };
 use super::response::{self, Rendering, ReturnPreference};
 use crate::error::ProxyError;
+use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
-use crate::fhir::parse::parse_appointment;
 use crate::salesforce::wire::CancelAppointmentRequest;
 use crate::translation::check_and_map;
 
@@ -61,14 +60,8 @@ pub async fn process(
     };
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
-        if body_format == Format::Xml {
-            return Err(ProxyError::UnsupportedMediaType(Issue::general(
-                IssueCode::NotSupported,
-                "Bundles are read as FHIR JSON (application/fhir+json); single Appointments may be XML",
-            )));
-        }
         let body = read_body(&request, payload, state.body_limit).await?;
-        read_bundle(&body)
+        read_bundle(&body, body_format)
     }
     .await;
     let (kind, entries) = match result {
@@ -77,46 +70,18 @@ pub async fn process(
     };
     let prefer = response::return_preference(&request);
     match kind {
-        Kind::Batch => batch(&state, entries, prefer, rendering).await,
-        Kind::Transaction => transaction(&state, entries, prefer, rendering).await,
+        BundleType::Batch => batch(&state, entries, prefer, rendering).await,
+        BundleType::Transaction => transaction(&state, entries, prefer, rendering).await,
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Batch,
-    Transaction,
 }
 
 /// Reads the Bundle: its type and each entry's interaction (or why the entry cannot be done).
-fn read_bundle(body: &[u8]) -> Result<(Kind, Vec<Result<Interaction, ProxyError>>), ProxyError> {
-    let structure = |d: &str| ProxyError::Unparseable(Issue::general(IssueCode::Structure, d));
-    let value: Value =
-        serde_json::from_slice(body).map_err(|_| structure("the body is not JSON"))?;
-    if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(ProxyError::Unparseable(Issue::at(
-            IssueCode::Invalid,
-            "Bundle",
-            "POST [base] takes a Bundle of type batch or transaction",
-        )));
-    }
-    let kind = match value.get("type").and_then(Value::as_str) {
-        Some("batch") => Kind::Batch,
-        Some("transaction") => Kind::Transaction,
-        _ => {
-            return Err(ProxyError::Unparseable(Issue::at(
-                IssueCode::NotSupported,
-                "Bundle.type",
-                "only batch and transaction Bundles can be processed",
-            )));
-        }
-    };
-    let entries = match value.get("entry") {
-        None => Vec::new(),
-        Some(Value::Array(entries)) => entries.clone(),
-        Some(_) => return Err(structure("Bundle.entry must be an array")),
-    };
-    if entries.len() > MAX_ENTRIES {
+fn read_bundle(
+    body: &[u8],
+    format: Format,
+) -> Result<(BundleType, Vec<Result<Interaction, ProxyError>>), ProxyError> {
+    let bundle = bundle::read_bundle(body, format).map_err(ProxyError::Unparseable)?;
+    if bundle.entries.len() > MAX_ENTRIES {
         return Err(ProxyError::Unprocessable(vec![Issue::at(
             IssueCode::TooCostly,
             "Bundle.entry",
@@ -124,81 +89,63 @@ fn read_bundle(body: &[u8]) -> Result<(Kind, Vec<Result<Interaction, ProxyError>
         )]));
     }
     Ok((
-        kind,
-        entries
-            .iter()
+        bundle.bundle_type,
+        bundle
+            .entries
+            .into_iter()
             .enumerate()
             .map(|(i, entry)| read_entry(i, entry))
             .collect(),
     ))
 }
 
-fn read_entry(index: usize, entry: &Value) -> Result<Interaction, ProxyError> {
+fn read_entry(index: usize, entry: RawEntry) -> Result<Interaction, ProxyError> {
     let at = |path: &str| format!("Bundle.entry[{index}]{path}");
-    let request = entry.get("request").ok_or_else(|| {
+    let request = entry.request.ok_or_else(|| {
         ProxyError::Unparseable(Issue::at(
             IssueCode::Required,
             at(".request"),
             "each entry needs a request (bdl-3)",
         ))
     })?;
-    let method = request
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
     let url = request
-        .get("url")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let url = url
+        .url
         .split('?')
         .next()
         .unwrap_or_default()
         .trim_start_matches('/');
-    let resource_bytes = || -> Result<Vec<u8>, ProxyError> {
-        entry
-            .get("resource")
-            .map(|r| serde_json::to_vec(r).unwrap_or_default())
-            .ok_or_else(|| {
-                ProxyError::Unparseable(Issue::at(
-                    IssueCode::Required,
-                    at(".resource"),
-                    "POST and PUT entries need a resource",
-                ))
-            })
-    };
-    let appointment = |bytes: Vec<u8>| -> Result<Box<Appointment>, ProxyError> {
-        parse_appointment(&bytes, Format::Json)
+    let resource = entry.resource.as_ref();
+    let appointment = || -> Result<Box<Appointment>, ProxyError> {
+        let resource = resource.ok_or_else(|| {
+            ProxyError::Unparseable(Issue::at(
+                IssueCode::Required,
+                at(".resource"),
+                "POST and PUT entries need a resource",
+            ))
+        })?;
+        resource
+            .appointment()
             .map(Box::new)
             .map_err(|issue| ProxyError::Unparseable(in_entry(index, issue)))
     };
     let segments: Vec<&str> = url.split('/').collect();
-    match (method, segments.as_slice()) {
+    match (request.method.as_str(), segments.as_slice()) {
         ("POST", ["Appointment"]) => Ok(Interaction::Create {
-            appointment: appointment(resource_bytes()?)?,
-            if_none_exist: request
-                .get("ifNoneExist")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            appointment: appointment()?,
+            if_none_exist: request.if_none_exist.clone(),
         }),
         ("PUT", ["Appointment", id]) => Ok(Interaction::Update {
             id: (*id).to_owned(),
-            appointment: appointment(resource_bytes()?)?,
+            appointment: appointment()?,
         }),
         ("PATCH", ["Appointment", id]) => {
             // In a Bundle a JSON Patch travels as a Binary resource.
-            let resource = entry.get("resource");
-            let is_patch = resource
-                .and_then(|r| r.get("contentType"))
-                .and_then(Value::as_str)
-                .is_some_and(|c| c.starts_with("application/json-patch+json"));
-            let data = resource
-                .and_then(|r| r.get("data"))
-                .and_then(Value::as_str)
-                .filter(|_| is_patch)
-                .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            let patch = resource
+                .and_then(EntryResource::binary)
+                .filter(|(content_type, _)| content_type.starts_with("application/json-patch+json"))
+                .and_then(|(_, data)| base64::engine::general_purpose::STANDARD.decode(data).ok())
                 .and_then(|bytes| serde_json::from_slice::<json_patch::Patch>(&bytes).ok());
-            match data {
+            match patch {
                 Some(patch) => Ok(Interaction::Patch {
                     id: (*id).to_owned(),
                     patch,

@@ -222,3 +222,109 @@ async fn a_batch_can_cancel_with_a_json_patch_entry() {
     assert_eq!(body["entry"][0]["resource"]["status"], "cancelled");
     assert_eq!(sandbox.cancellations(), vec![id.to_owned()]);
 }
+
+/// An Appointment as FHIR XML, without an XML declaration, for embedding in a Bundle.
+fn appointment_xml(appointment: &Value) -> String {
+    let typed: fhirbolt::model::r4::resources::Appointment =
+        fhirbolt::json::from_json_value(appointment.clone(), None).unwrap();
+    let xml = String::from_utf8(fhirbolt::xml::to_vec(&typed, None).unwrap()).unwrap();
+    match xml.strip_prefix("<?xml") {
+        Some(rest) => rest[rest.find("?>").unwrap() + 2..].to_owned(),
+        None => xml,
+    }
+}
+
+#[tokio::test]
+async fn an_xml_batch_is_read_and_answered_in_xml() {
+    let (app, sandbox) = spawn_with_sandbox(example_mapping());
+    let mut bad = appointment(2);
+    bad["comment"] = json!("x".repeat(300));
+    let entry = |resource: String| {
+        format!(
+            "<entry><resource>{resource}</resource><request><method value=\"POST\"/>\
+             <url value=\"Appointment\"/></request></entry>"
+        )
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Bundle xmlns=\"http://hl7.org/fhir\">\
+         <type value=\"batch\"/>{}{}{}</Bundle>",
+        entry(appointment_xml(&appointment(1))),
+        entry(appointment_xml(&bad)),
+        entry("<Appointment><colour value=\"red\"/></Appointment>".to_owned()),
+    );
+
+    let response = app
+        .client
+        .post(format!("{}/fhir", app.address))
+        .header("Content-Type", "application/fhir+xml")
+        .header("Accept", "application/fhir+xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+xml")
+    );
+    let strict = Some(fhirbolt::serde::DeserializationConfig {
+        mode: fhirbolt::serde::DeserializationMode::Strict,
+    });
+    let bundle: fhirbolt::model::r4::resources::Bundle =
+        fhirbolt::xml::from_slice(&response.bytes().await.unwrap(), strict).expect("an R4 Bundle");
+    // Back to JSON to read it like the other tests.
+    let body: Value =
+        serde_json::from_slice(&fhirbolt::json::to_vec(&bundle, None).unwrap()).unwrap();
+    assert_eq!(body["type"], "batch-response");
+    let statuses: Vec<&str> = body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["201 Created", "422 Unprocessable Entity", "400 Bad Request"]
+    );
+    assert_outcome(
+        &body["entry"][1]["response"]["outcome"],
+        "too-long",
+        Some("Bundle.entry[1].resource.comment"),
+    );
+    assert_outcome(&body["entry"][2]["response"]["outcome"], "structure", None);
+    let bookings = sandbox.bookings();
+    assert_eq!(bookings.len(), 1);
+    assert_eq!(body["entry"][0]["resource"]["id"], json!(bookings[0].id));
+}
+
+#[tokio::test]
+async fn a_malformed_xml_bundle_is_a_400_and_books_nothing() {
+    let (app, sandbox) = spawn_with_sandbox(example_mapping());
+    for (body, code) in [
+        (
+            "<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"batch\"/><entry>",
+            "structure",
+        ),
+        (
+            "<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"history\"/></Bundle>",
+            "not-supported",
+        ),
+        ("<Appointment xmlns=\"http://hl7.org/fhir\"/>", "invalid"),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/fhir", app.address))
+            .header("Content-Type", "application/fhir+xml")
+            .header("Accept", "application/fhir+json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        assert_outcome(&json_body(response).await, code, None);
+    }
+    assert!(sandbox.bookings().is_empty());
+}
