@@ -4,7 +4,9 @@
 //! `FSP_SERVER__LISTEN=0.0.0.0:8080`). The Salesforce client secret is read only from
 //! `FSP_SALESFORCE__CLIENT_SECRET` or from the file named by `salesforce.client_secret_file`, and it
 //! is a [`SecretString`] from the moment it is read: a secret written into the configuration file
-//! itself is refused, so it cannot end up in version control or on a command line.
+//! itself is refused, so it cannot end up in version control or on a command line. The JWT bearer
+//! flow's private key likewise comes only from the file named by `salesforce.private_key_file` and
+//! is a [`PrivateKey`] (zeroed on drop, never shown) from the moment it is read.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use figment::value::magic::RelativePathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
+
+use crate::salesforce::jwt::PrivateKey;
 
 /// The prefix of every environment override.
 pub const ENV_PREFIX: &str = "FSP_";
@@ -68,10 +72,16 @@ pub struct SalesforceSettings {
     pub api_version: String,
     /// The connected app's consumer key.
     pub client_id: String,
-    /// The connected app's consumer secret.
-    pub client_secret: SecretString,
+    /// How the proxy proves who it is, with the credential that flow needs.
+    pub auth: SalesforceAuth,
     /// How long a token is used before a new one is fetched (Salesforce sends no `expires_in`).
     pub token_lifetime: Duration,
+    /// After a failed token request, how long requests fail at once with the same error instead of
+    /// asking the token endpoint again (zero: every request asks).
+    pub token_failure_backoff: Duration,
+    /// Fetch a new token in the background once the current one has lived
+    /// [`crate::salesforce::token::REFRESH_AT`] of its lifetime, so no request waits for one.
+    pub token_refresh_ahead: bool,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
     /// Time allowed for a whole Salesforce call.
@@ -80,16 +90,57 @@ pub struct SalesforceSettings {
     pub throttle_retry_after: Duration,
 }
 
+/// The OAuth 2.0 flow the proxy uses, with its credential.
+#[derive(Debug, Clone)]
+pub enum SalesforceAuth {
+    /// `client_credentials`: the connected app's consumer secret; Salesforce answers with a token
+    /// for the app's run-as user. Only the org's My Domain host accepts it.
+    ClientCredentials {
+        /// The consumer secret.
+        client_secret: SecretString,
+    },
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`: an assertion signed with a private key.
+    JwtBearer(JwtBearerSettings),
+}
+
+/// What the JWT bearer flow needs besides the consumer key.
+#[derive(Debug, Clone)]
+pub struct JwtBearerSettings {
+    /// The Salesforce username the tokens are for (`sub`).
+    pub username: String,
+    /// The assertion's `aud`: `https://login.salesforce.com`, `https://test.salesforce.com` for
+    /// sandboxes, or the My Domain URL.
+    pub audience: String,
+    /// The key whose certificate is uploaded to the connected app.
+    pub private_key: PrivateKey,
+}
+
+impl SalesforceAuth {
+    /// The `salesforce.auth` value naming this flow.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SalesforceAuth::ClientCredentials { .. } => "client_credentials",
+            SalesforceAuth::JwtBearer(_) => "jwt_bearer",
+        }
+    }
+}
+
+/// The JWT bearer flow's audience when `salesforce.audience` is not set.
+pub const DEFAULT_AUDIENCE: &str = "https://login.salesforce.com";
+
 impl SalesforceSettings {
-    /// Settings with every default (API 65.0, 1 h token lifetime, 5 s connect and 30 s request
+    /// Settings with every default (client credentials, API 65.0, 1 h token lifetime, 5 s
+    /// back-off after a failed token request, no refresh ahead, 5 s connect and 30 s request
     /// timeouts, 60 s Retry-After) for the given token endpoint and client.
     pub fn with_defaults(token_url: Url, client_id: &str, client_secret: SecretString) -> Self {
         SalesforceSettings {
             token_url,
             api_version: default_api_version(),
             client_id: client_id.to_owned(),
-            client_secret,
+            auth: SalesforceAuth::ClientCredentials { client_secret },
             token_lifetime: Duration::from_secs(default_token_lifetime()),
+            token_failure_backoff: Duration::from_millis(default_failure_backoff()),
+            token_refresh_ahead: false,
             connect_timeout: Duration::from_millis(default_connect_timeout()),
             request_timeout: Duration::from_millis(default_request_timeout()),
             throttle_retry_after: Duration::from_secs(default_retry_after()),
@@ -158,13 +209,28 @@ struct SalesforceModel {
     #[serde(default = "default_api_version")]
     api_version: String,
     client_id: String,
+    #[serde(default)]
+    auth: AuthModel,
     // Present here only so that a secret written into the file is caught and refused.
     #[serde(default)]
     client_secret: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     client_secret_file: Option<RelativePathBuf>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default = "default_audience")]
+    audience: String,
+    // Present here only so that a key written into the file is caught and refused.
+    #[serde(default)]
+    private_key: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    private_key_file: Option<RelativePathBuf>,
     #[serde(default = "default_token_lifetime")]
     token_lifetime_secs: u64,
+    #[serde(default = "default_failure_backoff")]
+    token_failure_backoff_ms: u64,
+    #[serde(default)]
+    token_refresh_ahead: bool,
     #[serde(default = "default_connect_timeout")]
     connect_timeout_ms: u64,
     #[serde(default = "default_request_timeout")]
@@ -173,6 +239,21 @@ struct SalesforceModel {
     throttle_retry_after_secs: u64,
 }
 
+/// `salesforce.auth` as written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AuthModel {
+    #[default]
+    ClientCredentials,
+    JwtBearer,
+}
+
+fn default_audience() -> String {
+    DEFAULT_AUDIENCE.to_owned()
+}
+fn default_failure_backoff() -> u64 {
+    5_000
+}
 fn default_api_version() -> String {
     "65.0".to_owned()
 }
@@ -292,30 +373,87 @@ impl Settings {
                 ),
             ));
         }
-        let client_secret = match (secret_from_env, sf.client_secret_file) {
-            (Some(s), _) if !s.is_empty() => SecretString::from(s),
-            (_, Some(file)) => {
-                let path = file.relative();
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    fail(
-                        "salesforce.client_secret_file",
-                        format!("cannot read {}: {}", path.display(), e.kind()),
-                    )
-                })?;
-                let secret = text.trim_end_matches(['\n', '\r']).to_owned();
-                if secret.is_empty() {
+        if sf.private_key.is_some() {
+            return Err(fail(
+                "salesforce.private_key",
+                "keys are not read from the configuration file; name the PEM file with \
+                 salesforce.private_key_file"
+                    .to_owned(),
+            ));
+        }
+        let auth = match sf.auth {
+            AuthModel::ClientCredentials => {
+                if sf.private_key_file.is_some() || sf.username.is_some() {
                     return Err(fail(
-                        "salesforce.client_secret_file",
-                        format!("{} is empty", path.display()),
+                        "salesforce.auth",
+                        "username and private_key_file are used only by auth = \"jwt_bearer\"; \
+                         set it, or remove them for the client credentials flow"
+                            .to_owned(),
                     ));
                 }
-                SecretString::from(secret)
+                // Salesforce serves this flow only on the org's own host (salesforce-api.md §3.3).
+                if matches!(
+                    token_url.host_str(),
+                    Some("login.salesforce.com" | "test.salesforce.com")
+                ) {
+                    return Err(fail(
+                        "salesforce.token_url",
+                        "the client credentials flow is refused on login.salesforce.com and \
+                         test.salesforce.com; use the org's My Domain host, e.g. \
+                         https://mydomain.my.salesforce.com/services/oauth2/token"
+                            .to_owned(),
+                    ));
+                }
+                SalesforceAuth::ClientCredentials {
+                    client_secret: read_client_secret(
+                        secret_from_env,
+                        sf.client_secret_file,
+                        &fail,
+                    )?,
+                }
             }
-            _ => {
-                return Err(fail(
-                    "salesforce.client_secret",
-                    format!("missing: set {ENV_CLIENT_SECRET} or salesforce.client_secret_file"),
-                ));
+            AuthModel::JwtBearer => {
+                if sf.client_secret_file.is_some() {
+                    return Err(fail(
+                        "salesforce.client_secret_file",
+                        "the JWT bearer flow uses no client secret; remove it".to_owned(),
+                    ));
+                }
+                let username = sf
+                    .username
+                    .filter(|u| !u.trim().is_empty())
+                    .ok_or_else(|| {
+                        fail(
+                            "salesforce.username",
+                            "missing: auth = \"jwt_bearer\" needs the Salesforce username \
+                             the tokens are for"
+                                .to_owned(),
+                        )
+                    })?;
+                let audience = check_audience(&sf.audience).ok_or_else(|| {
+                    fail(
+                        "salesforce.audience",
+                        format!(
+                            "must be an http(s) URL: {DEFAULT_AUDIENCE}, \
+                                 https://test.salesforce.com for sandboxes, or the My Domain URL"
+                        ),
+                    )
+                })?;
+                let file = sf.private_key_file.ok_or_else(|| {
+                    fail(
+                        "salesforce.private_key_file",
+                        "missing: auth = \"jwt_bearer\" needs the PEM file of the RSA key whose \
+                         certificate is uploaded to the connected app"
+                            .to_owned(),
+                    )
+                })?;
+                let private_key = PrivateKey::from_file(&file.relative())
+                    .map_err(|e| fail("salesforce.private_key_file", e.to_string()))?;
+                SalesforceAuth::JwtBearer(JwtBearerSettings {
+                    username,
+                    audience,
+                    private_key,
+                })
             }
         };
         for (key, value) in [
@@ -338,8 +476,10 @@ impl Settings {
                 token_url,
                 api_version: sf.api_version,
                 client_id: sf.client_id,
-                client_secret,
+                auth,
                 token_lifetime: Duration::from_secs(sf.token_lifetime_secs),
+                token_failure_backoff: Duration::from_millis(sf.token_failure_backoff_ms),
+                token_refresh_ahead: sf.token_refresh_ahead,
                 connect_timeout: Duration::from_millis(sf.connect_timeout_ms),
                 request_timeout: Duration::from_millis(sf.request_timeout_ms),
                 throttle_retry_after: Duration::from_secs(sf.throttle_retry_after_secs),
@@ -354,6 +494,54 @@ impl Settings {
             },
         })
     }
+}
+
+/// The consumer secret from the environment or from `salesforce.client_secret_file`.
+fn read_client_secret(
+    secret_from_env: Option<String>,
+    secret_file: Option<RelativePathBuf>,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<SecretString, ConfigError> {
+    let client_secret = match (secret_from_env, secret_file) {
+        (Some(s), _) if !s.is_empty() => SecretString::from(s),
+        (_, Some(file)) => {
+            let path = file.relative();
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                fail(
+                    "salesforce.client_secret_file",
+                    format!("cannot read {}: {}", path.display(), e.kind()),
+                )
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+            if secret.is_empty() {
+                return Err(fail(
+                    "salesforce.client_secret_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            SecretString::from(secret)
+        }
+        _ => {
+            return Err(fail(
+                "salesforce.client_secret",
+                format!(
+                    "missing: set {ENV_CLIENT_SECRET} or salesforce.client_secret_file (or \
+                         auth = \"jwt_bearer\" with a private key)"
+                ),
+            ));
+        }
+    };
+    Ok(client_secret)
+}
+
+/// An http(s) audience without a trailing `/` (Salesforce compares `aud` as a string, and its
+/// documented values have none).
+fn check_audience(audience: &str) -> Option<String> {
+    let trimmed = audience.trim().trim_end_matches('/');
+    Url::parse(trimmed)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .map(|_| trimmed.to_owned())
 }
 
 /// `/fhir/` → `/fhir`, `/` → `` (FHIR at the root); None when it does not start with `/`.
@@ -398,7 +586,17 @@ mod tests {
         assert_eq!(s.server.base_path, "/fhir");
         assert_eq!(s.server.body_limit, 1024 * 1024);
         assert_eq!(s.salesforce.api_version, "65.0");
-        assert_eq!(s.salesforce.client_secret.expose_secret(), "s3cr3t");
+        match &s.salesforce.auth {
+            SalesforceAuth::ClientCredentials { client_secret } => {
+                assert_eq!(client_secret.expose_secret(), "s3cr3t");
+            }
+            other => panic!("expected client credentials, got {other:?}"),
+        }
+        assert_eq!(
+            s.salesforce.token_failure_backoff,
+            Duration::from_millis(5000)
+        );
+        assert!(!s.salesforce.token_refresh_ahead);
         assert_eq!(s.salesforce.token_lifetime, Duration::from_secs(3600));
         assert_eq!(s.mapping_file, dir.path().join("mapping.toml"));
         assert_eq!(s.store_path, dir.path().join("appointments.jsonl"));
@@ -468,6 +666,162 @@ mod tests {
         let path = write(dir.path(), "proxy.toml", MINIMAL);
         let e = Settings::load(&path).unwrap_err();
         assert_eq!(e.key, "salesforce.client_secret_file");
+    }
+
+    const JWT_MINIMAL: &str = "[salesforce]\ntoken_url = \"https://login.salesforce.com/services/oauth2/token\"\n\
+        client_id = \"abc\"\nauth = \"jwt_bearer\"\nusername = \"integration@example.com\"\n\
+        private_key_file = \"keys/salesforce.pem\"\n[mapping]\nfile = \"mapping.toml\"\n";
+
+    fn write_test_key(dir: &Path) {
+        std::fs::create_dir_all(dir.join("keys")).unwrap();
+        write(
+            dir,
+            "keys/salesforce.pem",
+            &crate::salesforce::jwt::test_keys::trusted().private_pem,
+        );
+    }
+
+    #[test]
+    fn jwt_bearer_reads_the_key_file_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        write_test_key(dir.path());
+        let path = write(dir.path(), "proxy.toml", JWT_MINIMAL);
+        let s = Settings::load(&path).unwrap().salesforce;
+        let SalesforceAuth::JwtBearer(jwt) = &s.auth else {
+            panic!("expected jwt_bearer, got {:?}", s.auth);
+        };
+        assert_eq!(jwt.username, "integration@example.com");
+        assert_eq!(jwt.audience, "https://login.salesforce.com");
+        assert_eq!(s.auth.name(), "jwt_bearer");
+        // The key is usable and never shown.
+        jwt.private_key
+            .sign(&crate::salesforce::jwt::Claims::new(
+                "abc",
+                "u",
+                "a",
+                std::time::SystemTime::now(),
+            ))
+            .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains("MII"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn jwt_bearer_options_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write_test_key(dir.path());
+        let extra = JWT_MINIMAL.replace(
+            "[mapping]",
+            "audience = \"https://test.salesforce.com/\"\ntoken_failure_backoff_ms = 250\n\
+             token_refresh_ahead = true\n[mapping]",
+        );
+        let path = write(dir.path(), "proxy.toml", &extra);
+        let s = Settings::load(&path).unwrap().salesforce;
+        let SalesforceAuth::JwtBearer(jwt) = &s.auth else {
+            panic!("expected jwt_bearer");
+        };
+        assert_eq!(
+            jwt.audience, "https://test.salesforce.com",
+            "trailing / dropped"
+        );
+        assert_eq!(s.token_failure_backoff, Duration::from_millis(250));
+        assert!(s.token_refresh_ahead);
+    }
+
+    #[test]
+    fn auth_settings_are_checked_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write_test_key(dir.path());
+        write(dir.path(), "secret.txt", "s3cr3t\n");
+        write(
+            dir.path(),
+            "public.pem",
+            &crate::salesforce::jwt::test_keys::trusted().public_pem,
+        );
+        write(dir.path(), "garbage.pem", "hunter2\n");
+        let cases: [(String, &str, &str); 10] = [
+            (
+                JWT_MINIMAL.replace("username = \"integration@example.com\"\n", ""),
+                "salesforce.username",
+                "missing",
+            ),
+            (
+                JWT_MINIMAL.replace("private_key_file = \"keys/salesforce.pem\"\n", ""),
+                "salesforce.private_key_file",
+                "missing",
+            ),
+            (
+                JWT_MINIMAL.replace("keys/salesforce.pem", "public.pem"),
+                "salesforce.private_key_file",
+                "not a PEM RSA private key",
+            ),
+            (
+                JWT_MINIMAL.replace("keys/salesforce.pem", "garbage.pem"),
+                "salesforce.private_key_file",
+                "garbage.pem",
+            ),
+            (
+                JWT_MINIMAL.replace("keys/salesforce.pem", "absent.pem"),
+                "salesforce.private_key_file",
+                "cannot read",
+            ),
+            (
+                JWT_MINIMAL.replace("[mapping]", "private_key = \"hunter2\"\n[mapping]"),
+                "salesforce.private_key",
+                "private_key_file",
+            ),
+            (
+                JWT_MINIMAL.replace(
+                    "[mapping]",
+                    "client_secret_file = \"secret.txt\"\n[mapping]",
+                ),
+                "salesforce.client_secret_file",
+                "no client secret",
+            ),
+            (
+                JWT_MINIMAL.replace(
+                    "[mapping]",
+                    "audience = \"login.salesforce.com\"\n[mapping]",
+                ),
+                "salesforce.audience",
+                "http(s) URL",
+            ),
+            (
+                MINIMAL.replace(
+                    "client_id = \"abc\"",
+                    "client_id = \"abc\"\nusername = \"u\"",
+                ),
+                "salesforce.auth",
+                "jwt_bearer",
+            ),
+            (
+                MINIMAL.replace("example.my.salesforce.com", "login.salesforce.com"),
+                "salesforce.token_url",
+                "My Domain",
+            ),
+        ];
+        for (text, key, reason) in cases {
+            let path = write(dir.path(), "proxy.toml", &text);
+            let e = Settings::load(&path).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.reason.contains(reason), "{e}");
+            let shown = e.to_string();
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("MII"),
+                "{shown}"
+            );
+        }
+        let path = write(
+            dir.path(),
+            "proxy.toml",
+            &JWT_MINIMAL.replace("jwt_bearer", "password"),
+        );
+        let e = Settings::load(&path).unwrap_err();
+        assert_eq!(e.key, "salesforce.auth", "{e}");
+        assert!(e.reason.contains("jwt_bearer"), "{e}");
     }
 
     #[test]

@@ -258,6 +258,7 @@ fn salesforce_issues(code: IssueCode, summary: &str, messages: &[String]) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::salesforce::token::Advice;
 
     #[test]
     fn each_failure_gets_its_status_and_issue_code() {
@@ -310,6 +311,7 @@ mod tests {
             (
                 ProxyError::Salesforce(SalesforceError::Token(TokenError::Refused {
                     error: "invalid_client".into(),
+                    advice: Advice::ClientCredentials,
                 })),
                 502,
                 "exception",
@@ -345,9 +347,24 @@ mod tests {
     fn token_errors_say_which_setting_to_check() {
         let o = ProxyError::Salesforce(SalesforceError::Token(TokenError::Refused {
             error: "invalid_client".into(),
+            advice: Advice::ClientCredentials,
         }))
         .outcome();
         assert!(o.issues[0].diagnostics.contains("salesforce.client_id"));
         assert!(o.issues[0].diagnostics.contains("invalid_client"));
+        let o = ProxyError::Salesforce(SalesforceError::Token(TokenError::Refused {
+            error: "invalid_grant".into(),
+            advice: Advice::Audience,
+        }))
+        .outcome();
+        assert_eq!(o.status.as_u16(), 502);
+        assert!(o.issues[0].diagnostics.contains("salesforce.audience"));
+        let o = ProxyError::Salesforce(SalesforceError::Token(TokenError::Signing)).outcome();
+        assert_eq!(o.status.as_u16(), 502);
+        assert!(
+            o.issues[0]
+                .diagnostics
+                .contains("salesforce.private_key_file")
+        );
     }
 }

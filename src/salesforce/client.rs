@@ -87,10 +87,11 @@ pub struct SalesforceClient {
 impl SalesforceClient {
     /// A client using the shared `http` client (whose pool and timeouts every call shares).
     pub fn new(http: reqwest::Client, settings: SalesforceSettings) -> Self {
-        let tokens = TokenCache::new(&settings);
+        let settings = Arc::new(settings);
+        let tokens = TokenCache::new(http.clone(), settings.clone());
         SalesforceClient {
             http,
-            settings: Arc::new(settings),
+            settings,
             tokens,
         }
     }
@@ -188,7 +189,7 @@ impl SalesforceClient {
     ) -> Result<(u16, Vec<u8>), SalesforceError> {
         let mut retried = false;
         loop {
-            let token = self.tokens.get(&self.http, &self.settings).await?;
+            let token = self.tokens.get().await?;
             let url = format!(
                 "{}/services/data/v{}{path}",
                 token.instance_url.as_str().trim_end_matches('/'),

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod id;
+pub mod jwt;
 pub mod token;
 pub mod wire;
 

@@ -4,8 +4,11 @@
 //!
 //! It serves what the proxy calls (see `salesforce-api.md`), under
 //! `/services/data/vNN.N/connect/health/appointment-management` (`…` below; NN.N ≥ 65.0):
-//! - `POST /services/oauth2/token`: the client-credentials grant (§3.3), answering like Salesforce:
-//!   no `expires_in`, `instance_url` pointing back at the sandbox.
+//! - `POST /services/oauth2/token`: the client-credentials grant (§3.3) and, when
+//!   [`SandboxSettings::jwt_bearer`] is set, the JWT bearer grant (§3.2: RS256 verified against the
+//!   configured public key; `iss` = the client id, `aud`, `exp` not past and at most 3 minutes
+//!   ahead, `sub` = the configured username; refusals with Salesforce's codes and descriptions),
+//!   answering like Salesforce: no `expires_in`, `instance_url` pointing back at the sandbox.
 //! - `POST …/appointment`: Book Appointment (§1), checking the documented rules strictly (module
 //!   `booking`), answering 201 `{"id":"08p…","isSuccess":true,"status":"Scheduled","error":[]}`,
 //!   or 200 `isSuccess:false`, `status` `Rejected`, when a slot is already taken (the other
@@ -109,12 +112,39 @@ pub struct SandboxSettings {
     pub cancel_statuses: Vec<String>,
     /// Which documented spelling Get Slots answers its outer array under.
     pub slots_key: SlotsKey,
+    /// The JWT bearer grant's key, user and audience; `None` refuses that grant as unsupported.
+    pub jwt_bearer: Option<SandboxJwtBearer>,
+}
+
+/// What the sandbox's JWT bearer grant accepts: the connected app's certificate stands here as
+/// its public key.
+#[derive(Debug, Clone)]
+pub struct SandboxJwtBearer {
+    /// The PEM public key assertions must verify with (`BEGIN PUBLIC KEY` or
+    /// `BEGIN RSA PUBLIC KEY`).
+    pub public_key_pem: String,
+    /// The only username (`sub`) tokens are issued for; any other is "not approved".
+    pub username: String,
+    /// The only `aud` accepted.
+    pub audience: String,
+}
+
+impl SandboxJwtBearer {
+    /// Accepts assertions for `username` signed by the key of `public_key_pem`, with the
+    /// production login URL as audience.
+    pub fn new(public_key_pem: &str, username: &str) -> Self {
+        SandboxJwtBearer {
+            public_key_pem: public_key_pem.to_owned(),
+            username: username.to_owned(),
+            audience: crate::config::DEFAULT_AUDIENCE.to_owned(),
+        }
+    }
 }
 
 impl Default for SandboxSettings {
     /// `sandbox-client` / `sandbox-secret`, tokens living 2 h (Salesforce's usual session timeout),
     /// `Canceled` as the only cancellation status (the ServiceAppointment picklist's default
-    /// spelling), Get Slots answering under `resourceSlotDetails`.
+    /// spelling), Get Slots answering under `resourceSlotDetails`, no JWT bearer grant.
     fn default() -> Self {
         SandboxSettings {
             client_id: DEFAULT_CLIENT_ID.to_owned(),
@@ -122,6 +152,7 @@ impl Default for SandboxSettings {
             token_lifetime: Duration::from_secs(2 * 60 * 60),
             cancel_statuses: vec!["Canceled".to_owned()],
             slots_key: SlotsKey::default(),
+            jwt_bearer: None,
         }
     }
 }
@@ -194,12 +225,13 @@ impl Sandbox {
     /// Binds nothing itself: serves on the given listener, spawned on the current tokio runtime.
     ///
     /// # Errors
-    /// When the listener's address cannot be read, the server cannot use it, or there is no
-    /// current tokio runtime.
+    /// When the listener's address cannot be read, the server cannot use it, there is no
+    /// current tokio runtime, or the JWT bearer public key cannot be read.
     pub fn start(listener: TcpListener, settings: SandboxSettings) -> io::Result<Sandbox> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             io::Error::other("Sandbox::start must be called inside a tokio runtime")
         })?;
+        check_settings(&settings)?;
         let base_url = base_url_of(listener.local_addr()?);
         let shared = web::Data::new(Shared::new(settings, base_url.clone()));
         // One worker is plenty for tests, and tests start many sandboxes at once; signals stay
@@ -275,11 +307,23 @@ impl Drop for Sandbox {
 /// # Errors
 /// When the listener cannot be used or the server fails.
 pub async fn run(listener: TcpListener, settings: SandboxSettings) -> io::Result<()> {
+    check_settings(&settings)?;
     let base_url = base_url_of(listener.local_addr()?);
     tracing::info!(%base_url, "sandbox (not Salesforce) listening");
     let shared = web::Data::new(Shared::new(settings, base_url));
     // Ctrl-C / SIGTERM stop it gracefully: this is the whole program.
     build_server(listener, shared, 2, false)?.await
+}
+
+/// Refuses settings the token endpoint could not work with.
+fn check_settings(settings: &SandboxSettings) -> io::Result<()> {
+    match &settings.jwt_bearer {
+        Some(jwt) if !oauth::usable_public_key(&jwt.public_key_pem) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "jwt_bearer.public_key_pem is not a PEM RSA public key",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The listener's address as a URL a client on this machine can use.

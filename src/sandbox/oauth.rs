@@ -1,29 +1,49 @@
-//! The sandbox's OAuth 2.0 client-credentials token endpoint (`salesforce-api.md` §3.3, §3.5):
-//! reading the request, checking the client, minting tokens.
+//! The sandbox's OAuth 2.0 token endpoint (`salesforce-api.md` §3.2, §3.3, §3.5): reading the
+//! request, checking the client (client credentials) or the signed assertion (JWT bearer),
+//! minting tokens.
 //!
-//! No new crates: tokens and signatures come from `std` hashing and a tiny Base64, which is enough
-//! for opaque, unique, unguessable-in-practice sandbox tokens. They are not cryptographic.
+//! Tokens and the response `signature` come from `std` hashing and a tiny Base64, which is enough
+//! for opaque, unique, unguessable-in-practice sandbox tokens; they are not cryptographic. JWT
+//! assertions are verified for real (RS256, with `jsonwebtoken`) against the configured public key.
 
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
+use serde_json::Value;
 
-use super::SandboxSettings;
+use super::{SandboxJwtBearer, SandboxSettings};
+use crate::salesforce::jwt::JWT_BEARER_GRANT;
 use crate::salesforce::wire::TokenErrorResponse;
 
-/// The only grant the sandbox serves: the proxy authenticates as itself.
+/// The grant where the proxy authenticates as itself with a secret.
 pub(super) const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// The latest `exp` accepted, in seconds from now: Salesforce wants "the expiration time of the
+/// assertion within 3 minutes".
+pub(super) const MAX_ASSERTION_SECS: u64 = 180;
+
+/// Salesforce's descriptions for refused assertions (§3.2).
+pub(super) const AUDIENCE_INVALID: &str = "audience is invalid";
+pub(super) const EXPIRED: &str = "expired authorization code";
+pub(super) const NOT_APPROVED: &str = "user hasn't approved this consumer";
+pub(super) const INVALID_ASSERTION: &str = "invalid assertion";
 
 /// Why a token request was refused (RFC 6749 §5.2 codes, as Salesforce uses them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum TokenError {
     /// A parameter is missing, repeated or malformed.
     InvalidRequest(String),
-    /// A grant other than `client_credentials`.
+    /// A grant other than `client_credentials`, or JWT bearer on a sandbox not set up for it.
     UnsupportedGrantType,
     /// The client id or secret is wrong.
     InvalidClient,
+    /// A JWT assertion whose `iss` is not the sandbox's client id.
+    InvalidClientId,
+    /// A JWT assertion refused, with Salesforce's description.
+    InvalidGrant(&'static str),
 }
 
 impl TokenError {
@@ -39,6 +59,10 @@ impl TokenError {
             TokenError::InvalidClient => {
                 ("invalid_client", "invalid client credentials".to_owned())
             }
+            TokenError::InvalidClientId => {
+                ("invalid_client_id", "client identifier invalid".to_owned())
+            }
+            TokenError::InvalidGrant(d) => ("invalid_grant", (*d).to_owned()),
         };
         TokenErrorResponse {
             error: error.to_owned(),
@@ -92,6 +116,17 @@ pub(super) fn check_token_request(
             ));
         }
         Some(CLIENT_CREDENTIALS) => {}
+        Some(JWT_BEARER_GRANT) => {
+            return match &settings.jwt_bearer {
+                Some(jwt) => check_assertion(
+                    param("assertion"),
+                    &settings.client_id,
+                    jwt,
+                    SystemTime::now(),
+                ),
+                None => Err(TokenError::UnsupportedGrantType),
+            };
+        }
         Some(_) => return Err(TokenError::UnsupportedGrantType),
     }
 
@@ -134,6 +169,63 @@ pub(super) fn check_token_request(
     } else {
         Err(TokenError::InvalidClient)
     }
+}
+
+/// Checks a JWT bearer assertion in the order Salesforce must: the connected app (`iss`) first,
+/// since its certificate is what verifies the signature; then `aud`, the signature, `exp` (not
+/// past, at most [`MAX_ASSERTION_SECS`] ahead) and the user (`sub`).
+pub(super) fn check_assertion(
+    assertion: Option<&str>,
+    client_id: &str,
+    jwt: &SandboxJwtBearer,
+    now: SystemTime,
+) -> Result<(), TokenError> {
+    let assertion = assertion.ok_or_else(|| {
+        TokenError::InvalidRequest("missing required parameter: assertion".to_owned())
+    })?;
+    let invalid = || TokenError::InvalidGrant(INVALID_ASSERTION);
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid())?;
+    if header.alg != Algorithm::RS256 {
+        return Err(invalid());
+    }
+    // Read before the signature is checked only to find the app and compare plain strings; nothing
+    // is granted until the signature verifies.
+    let claims: serde_json::Map<String, Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| invalid())?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text("iss") != Some(client_id) {
+        return Err(TokenError::InvalidClientId);
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => *aud == jwt.audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&jwt.audience)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(TokenError::InvalidGrant(AUDIENCE_INVALID));
+    }
+    let key = DecodingKey::from_rsa_pem(jwt.public_key_pem.as_bytes()).map_err(|_| invalid())?;
+    // The claims are checked here, with Salesforce's wording, not by the library.
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(assertion, &key, &validation).map_err(|_| invalid())?;
+    let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    match claims.get("exp").and_then(Value::as_u64) {
+        Some(exp) if exp > now_secs && exp <= now_secs + MAX_ASSERTION_SECS => {}
+        _ => return Err(TokenError::InvalidGrant(EXPIRED)),
+    }
+    if text("sub") != Some(jwt.username.as_str()) {
+        return Err(TokenError::InvalidGrant(NOT_APPROVED));
+    }
+    Ok(())
+}
+
+/// Whether `pem` is a public key (or certificate) that can verify RS256 assertions.
+pub(super) fn usable_public_key(pem: &str) -> bool {
+    DecodingKey::from_rsa_pem(pem.as_bytes()).is_ok()
 }
 
 /// RFC 6749 says Basic credentials are form-encoded first, but many clients skip that step; both

@@ -1,8 +1,10 @@
 //! End-to-end tests of the sandbox over real HTTP on 127.0.0.1:0 (no other network): the token
-//! endpoint and Book here, Update and Cancel in `appointments`, Get Slots in `get_slots`.
+//! endpoint and Book here, Update and Cancel in `appointments`, Get Slots in `get_slots`, the JWT
+//! bearer grant in `jwt_bearer`.
 
 mod appointments;
 mod get_slots;
+mod jwt_bearer;
 
 use std::net::TcpListener;
 use std::time::Duration;

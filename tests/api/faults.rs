@@ -306,7 +306,11 @@ async fn a_refused_token_is_a_502_naming_the_setting_and_is_tried_again_next_tim
         .expect(2)
         .mount(&server)
         .await;
-    let app = proxy_for(&server);
+    // No back-off after the failure, so the next request asks again (salesforce_auth tests the
+    // back-off).
+    let mut settings = salesforce_settings(&format!("{}{TOKEN_PATH}", server.uri()));
+    settings.token_failure_backoff = Duration::ZERO;
+    let app = spawn_proxy(settings, example_mapping());
 
     for _ in 0..2 {
         let response = app.post_json(&example_appointment()).await;

@@ -9,5 +9,6 @@ mod cli;
 mod faults;
 mod helpers;
 mod metadata;
+mod salesforce_auth;
 mod slots;
 mod validate;
