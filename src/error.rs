@@ -93,6 +93,13 @@ impl ProxyError {
                 )],
                 None,
             ),
+            // The parser could not be started (no thread to run it on): the server's condition,
+            // not the request's, so the client may send the same body again.
+            ProxyError::Unparseable(issue) if issue.code == IssueCode::Transient => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![issue.clone()],
+                Some(1),
+            ),
             ProxyError::Unparseable(issue) => (StatusCode::BAD_REQUEST, vec![issue.clone()], None),
             ProxyError::Unprocessable(issues) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, issues.clone(), None)
@@ -285,6 +292,11 @@ mod tests {
                 ProxyError::Salesforce(SalesforceError::SessionRefused),
                 502,
                 "exception",
+            ),
+            (
+                ProxyError::Unparseable(Issue::general(IssueCode::Transient, "no parser")),
+                503,
+                "transient",
             ),
             (
                 ProxyError::Salesforce(SalesforceError::Throttled {

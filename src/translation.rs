@@ -14,7 +14,8 @@ use crate::salesforce::wire::BookAppointmentRequest;
 /// Parses, checks and maps an Appointment body.
 ///
 /// # Errors
-/// [`ProxyError::Unparseable`] (400) when the body is not an Appointment, or
+/// [`ProxyError::Unparseable`] when the body is not an Appointment (400; 503 when no parser
+/// thread could be started, a `transient` issue), or
 /// [`ProxyError::Unprocessable`] (422) with every R4 rule or mapping problem found.
 pub fn translate(
     body: &[u8],

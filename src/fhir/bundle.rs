@@ -434,10 +434,8 @@ fn binary_values(document: &str) -> Option<(Option<String>, Option<String>)> {
                     read_binary_field(&start, &mut content_type, &mut data);
                 }
             }
-            Event::Empty(start) => {
-                if depth == 1 {
-                    read_binary_field(&start, &mut content_type, &mut data);
-                }
+            Event::Empty(start) if depth == 1 => {
+                read_binary_field(&start, &mut content_type, &mut data);
             }
             Event::End(_) => depth = depth.saturating_sub(1),
             Event::Eof => return Some((content_type, data)),

@@ -22,6 +22,11 @@ pub const SOFTWARE_NAME: &str = "fhir-salesforce-proxy";
 /// The `$validate` operation's canonical definition (R4 core).
 pub const VALIDATE_DEFINITION: &str = "http://hl7.org/fhir/OperationDefinition/Resource-validate";
 
+/// The `$find` operation's canonical definition (Argonaut Scheduling, the R4 form IHE ITI-115
+/// builds on).
+pub const FIND_DEFINITION: &str =
+    "http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-find";
+
 /// Builds the CapabilityStatement of this server, reached at `base_url` (the FHIR base, e.g.
 /// `https://proxy.example.org/fhir`), running software version `version`.
 ///
@@ -131,6 +136,16 @@ fn appointment() -> Value {
                 mapping run, nothing is sent to Salesforce. Answers 200 with an OperationOutcome; \
                 when valid, its second issue holds the exact Book Appointment JSON that would be \
                 sent."
+        }, {
+            "name": "find",
+            "definition": FIND_DEFINITION,
+            "documentation": "GET or POST [base]/Appointment/$find with start and end (dates or \
+                date-times), one or more practitioner (Practitioner/{id} or PractitionerRole/{id}, \
+                resolved through the mapping file), optional visit-type (system|code, through the \
+                work type rules and code tables) and patient-reference. Answers a searchset Bundle \
+                of proposed Appointments, one per free slot from Salesforce Get Slots, each with \
+                its slot and practitioner: add the location, set status booked and POST it to \
+                book. Other parameters are refused with 400."
         }]
     })
 }
@@ -139,11 +154,12 @@ fn slot() -> Value {
     json!({
         "type": "Slot",
         "documentation": "Free slots from Salesforce Get Slots, as a searchset Bundle. The chained \
-            parameter schedule.actor is required (repeat it, or separate values with commas, for \
-            several): Practitioner/{id} or PractitionerRole/{id} (a Salesforce provider) or \
-            Device/{id} (a Salesforce asset), resolved to Salesforce ids through the mapping file \
-            as Appointment participants are. A lower bound on start (ge, gt or eq) is required. \
-            Each slot's schedule is Schedule/{Salesforce resource id}. Parameters not listed here \
+            parameter schedule.actor or the parameter schedule is required (repeat it, or separate \
+            values with commas, for several): schedule.actor takes Practitioner/{id} or \
+            PractitionerRole/{id} (a Salesforce provider) or Device/{id} (a Salesforce asset), \
+            resolved to Salesforce ids through the mapping file as Appointment participants are; \
+            schedule takes Schedule/{Salesforce resource id}, which is what each slot's schedule \
+            is. A lower bound on start (ge, gt or eq) is required. Parameters not listed here \
             (other than _format and _pretty) are refused with 400 rather than ignored, so a \
             misspelt filter never widens a search silently.",
         "interaction": [{
@@ -159,11 +175,25 @@ fn slot() -> Value {
                     le or eq). Dates and times without a zone are read as UTC."
             },
             {
+                "name": "schedule",
+                "definition": "http://hl7.org/fhir/SearchParameter/Slot-schedule",
+                "type": "reference",
+                "documentation": "Schedule/{id}, the schedule of a slot found earlier: the id is \
+                    the Salesforce provider or asset id."
+            },
+            {
                 "name": "service-type",
                 "definition": "http://hl7.org/fhir/SearchParameter/Slot-service-type",
                 "type": "token",
                 "documentation": "system|code; picks the work type or service type codes through \
                     the mapping file, as Appointment.serviceType does when booking."
+            },
+            {
+                "name": "service-category",
+                "definition": "http://hl7.org/fhir/SearchParameter/Slot-service-category",
+                "type": "token",
+                "documentation": "system|code; picks the work type or service category codes \
+                    through the mapping file, as Appointment.serviceCategory does when booking."
             },
             {
                 "name": "appointment-type",
@@ -295,7 +325,11 @@ mod tests {
             Some("no-version")
         );
         assert!(appointment.search_param.is_empty());
-        assert_eq!(appointment.operation.len(), 1);
+        assert_eq!(appointment.operation.len(), 2);
+        assert_eq!(
+            appointment.operation[1].definition.value.as_deref(),
+            Some(FIND_DEFINITION)
+        );
         assert_eq!(
             appointment.operation[0].name.value.as_deref(),
             Some("validate")
@@ -327,7 +361,9 @@ mod tests {
             params,
             [
                 ("start".into(), "date".into()),
+                ("schedule".into(), "reference".into()),
                 ("service-type".into(), "token".into()),
+                ("service-category".into(), "token".into()),
                 ("appointment-type".into(), "token".into()),
                 ("status".into(), "token".into()),
             ]

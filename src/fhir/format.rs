@@ -150,20 +150,21 @@ pub fn wants_pretty(pretty_param: Option<&str>) -> bool {
 /// required code left at its default, say). Rather than panic or send half a body, that case
 /// yields a minimal hand-written OperationOutcome in the same format and logs that it happened.
 pub fn serialize<T: SerializeResource>(resource: &T, format: Format, pretty: bool) -> Vec<u8> {
+    // The serializers' messages are not kept: they can quote a value of the resource, which may be
+    // patient data, and this path is for the operator, who needs to know only that it happened.
     let written = match (format, pretty) {
-        (Format::Json, false) => fhirbolt::json::to_vec(resource, None).map_err(|e| e.to_string()),
-        (Format::Json, true) => {
-            fhirbolt::json::to_vec_pretty(resource, None).map_err(|e| e.to_string())
-        }
-        (Format::Xml, _) => fhirbolt::xml::to_vec(resource, None).map_err(|e| e.to_string()),
+        (Format::Json, false) => fhirbolt::json::to_vec(resource, None).map_err(drop),
+        (Format::Json, true) => fhirbolt::json::to_vec_pretty(resource, None).map_err(drop),
+        (Format::Xml, _) => fhirbolt::xml::to_vec(resource, None).map_err(drop),
     };
     match written {
         Ok(bytes) => bytes,
-        Err(error) => {
-            // The error text names a field of our own model, never a request value, but keep it
-            // short anyway: it is for the operator, not the client.
-            let error: String = error.chars().take(200).collect();
-            tracing::error!(?format, %error, "a FHIR resource could not be serialized; sent a fallback OperationOutcome");
+        Err(()) => {
+            tracing::error!(
+                ?format,
+                "a FHIR resource could not be serialized (a required element left empty?); sent \
+                 a fallback OperationOutcome"
+            );
             serialization_failed_body(format)
         }
     }

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod capability;
 pub mod format;
 pub mod outcome;
+pub mod parameters;
 pub mod parse;
 pub mod rules;
 

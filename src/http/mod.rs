@@ -4,6 +4,7 @@
 
 pub mod appointment;
 pub mod bundle;
+pub mod find;
 pub mod metadata;
 pub mod response;
 pub mod slot;
@@ -49,11 +50,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
                     .route(web::get().to(metadata::capability_statement))
                     .default_service(not_allowed("GET")),
             )
-            // Before `/Appointment/{id}`, which would otherwise take `$validate` for an id.
+            // Before `/Appointment/{id}`, which would otherwise take `$validate` and `$find` for ids.
             .service(
                 web::resource("/Appointment/$validate")
                     .route(web::post().to(validate::validate))
                     .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/Appointment/$find")
+                    .route(web::get().to(find::find))
+                    .route(web::post().to(find::find))
+                    .default_service(not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/Appointment")

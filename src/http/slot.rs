@@ -66,7 +66,7 @@ async fn find(request: &HttpRequest, state: &AppState) -> Result<Bundle, ProxyEr
 /// be searched, is malformed: 400 with the first such issue. Otherwise the search is well-formed
 /// but the mapping cannot carry it out (no Salesforce id, a rejected code, no work type): 422
 /// with every issue, as for a booking.
-fn mapping_error(issues: Vec<Issue>) -> ProxyError {
+pub(crate) fn mapping_error(issues: Vec<Issue>) -> ProxyError {
     let malformed = issues.iter().find(|i| {
         matches!(
             i.code,

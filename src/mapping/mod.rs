@@ -6,6 +6,7 @@
 pub mod book;
 pub mod booked;
 pub mod file;
+pub mod find;
 pub mod slots;
 
 pub use book::book_request;

@@ -26,13 +26,16 @@ use fhirbolt::model::r4::types::{CodeableConcept, Coding, Identifier, Reference}
 use super::book::{coded, salesforce_id, salesforce_instant, type_and_id, work_type};
 use super::file::{CodedElement, Mapping, SendCodes};
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
+use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::{GetSlotsRequest, ResourceSlots, SlotResource};
 
 /// The search parameters this search understands.
-pub const SEARCH_PARAMETERS: [&str; 5] = [
+pub const SEARCH_PARAMETERS: [&str; 7] = [
     "start",
+    "schedule",
     "schedule.actor",
     "service-type",
+    "service-category",
     "appointment-type",
     "status",
 ];
@@ -98,10 +101,14 @@ pub struct Token {
 pub struct SlotQuery {
     /// Every `start` value (repeats are ANDed).
     pub start: Vec<DateBound>,
+    /// `schedule` references as given (`Schedule/{id}`, the ids this search hands out).
+    pub schedules: Vec<String>,
     /// `schedule.actor` references as given (`Practitioner/{id}` or an absolute URL).
     pub actors: Vec<String>,
     /// `service-type` tokens.
     pub service_types: Vec<Token>,
+    /// `service-category` tokens.
+    pub service_categories: Vec<Token>,
     /// `appointment-type` tokens.
     pub appointment_types: Vec<Token>,
     /// `status` codes; empty means any.
@@ -112,8 +119,8 @@ impl SlotQuery {
     /// Reads a percent-encoded query string.
     ///
     /// Empty values are ignored (R4 search.html: a parameter without a value does not restrict
-    /// the search). Commas separate alternatives of `schedule.actor`, `service-type`,
-    /// `appointment-type` and `status`.
+    /// the search). Commas separate alternatives of `schedule`, `schedule.actor`, `service-type`,
+    /// `service-category`, `appointment-type` and `status`.
     ///
     /// # Errors
     /// The first problem found: an unknown parameter or a modifier (`not-supported`: a FHIR server
@@ -135,7 +142,13 @@ impl SlotQuery {
             }
             match name.as_ref() {
                 "start" => query.start.push(parse_start(&value)?),
+                "schedule" => query
+                    .schedules
+                    .extend(alternatives(&value).map(str::to_owned)),
                 "schedule.actor" => query.actors.extend(alternatives(&value).map(str::to_owned)),
+                "service-category" => query
+                    .service_categories
+                    .extend(parse_tokens(&value, "service-category")?),
                 "service-type" => query
                     .service_types
                     .extend(parse_tokens(&value, "service-type")?),
@@ -211,7 +224,7 @@ fn unsupported_parameter(name: &str) -> Issue {
 }
 
 /// Parameter names are echoed only when they look like parameter names.
-fn is_plain_name(name: &str) -> bool {
+pub(crate) fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -220,7 +233,7 @@ fn is_plain_name(name: &str) -> bool {
 }
 
 /// The comma-separated alternatives of a value, trimmed, empty ones dropped.
-fn alternatives(value: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn alternatives(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -277,7 +290,7 @@ fn malformed_start() -> Issue {
 /// `YYYY-MM-DD`, or `YYYY-MM-DDThh:mm[:ss[.fff]]` with an optional zone (`Z` or `±hh:mm`). Values
 /// without a zone are read as UTC: the proxy has no time zone of its own, and Salesforce's samples
 /// treat zone-less times so too.
-fn date_range(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+pub(crate) fn date_range(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     // A `+` in a query string decodes to a space: restore it before reading a zone.
     let text = text.replace(' ', "+");
     let (date, time) = match text.split_once('T') {
@@ -388,7 +401,7 @@ fn parse_offset(text: &str) -> Option<FixedOffset> {
     }
 }
 
-fn parse_tokens(value: &str, parameter: &str) -> Result<Vec<Token>, Issue> {
+pub(crate) fn parse_tokens(value: &str, parameter: &str) -> Result<Vec<Token>, Issue> {
     alternatives(value)
         .map(|token| match token.split_once('|') {
             Some((system, code)) if !system.is_empty() && !code.is_empty() => Ok(Token {
@@ -435,8 +448,10 @@ fn parse_statuses(value: &str) -> Result<Vec<String>, Issue> {
 ///
 /// Actors resolve like booking participants (the mapping's `ids.table` references, then
 /// passthrough of Salesforce ids); a kind of Practitioner becomes resource type `Provider`, a kind
-/// of Device `Asset`. The work type, channel, codes and `sourceSystem` follow the booking rules:
-/// the first work type rule matching a `service-type` or `appointment-type` token, else the
+/// of Device `Asset`. A `schedule` (`Schedule/{id}`, as on the Slots this search returns) names the
+/// Salesforce resource directly, without a type. The work type, channel, codes and `sourceSystem`
+/// follow the booking rules: the first work type rule matching a `service-type`,
+/// `service-category` or `appointment-type` token, else the
 /// default work type; codes through the code tables, sent as `[codes] send` says; `sourceSystem`
 /// with the codes, and required when there is no work type.
 ///
@@ -456,12 +471,12 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
              or eq): Salesforce Get Slots requires a start date",
         ));
     }
-    if query.actors.is_empty() {
+    if query.actors.is_empty() && query.schedules.is_empty() {
         issues.push(Issue::general(
             IssueCode::Required,
             "the search needs a schedule.actor parameter (Practitioner/{id}, \
-             PractitionerRole/{id} or Device/{id}): Salesforce Get Slots finds the slots of named \
-             resources",
+             PractitionerRole/{id} or Device/{id}) or a schedule parameter (Schedule/{id} as \
+             found on a Slot): Salesforce Get Slots finds the slots of named resources",
         ));
     }
     let resources = resources(query, mapping, &mut issues);
@@ -487,8 +502,11 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
     };
     let appointment_types = codes(CodedElement::AppointmentType, "appointment-type");
     let service_types = codes(CodedElement::ServiceType, "service-type");
+    let service_categories = codes(CodedElement::ServiceCategory, "service-category");
 
-    let codes_present = !(appointment_types.is_empty() && service_types.is_empty());
+    let codes_present = !(appointment_types.is_empty()
+        && service_types.is_empty()
+        && service_categories.is_empty());
     let send_codes = match mapping.send_codes {
         SendCodes::Always => true,
         SendCodes::WithoutWorkType => work_type_id.is_none(),
@@ -498,8 +516,8 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
             issues.push(Issue::general(
                 IssueCode::BusinessRule,
                 "Salesforce Get Slots needs a work type or codes: no work type rule matched the \
-                 service-type or appointment-type parameters, the mapping has no default work \
-                 type, and no parameter has a code from a system the mapping sends",
+                 service-type, service-category or appointment-type parameters, the mapping has no \
+                 default work type, and no parameter has a code from a system the mapping sends",
             ));
         }
         if mapping.source_system.is_none() {
@@ -521,7 +539,7 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
                 work_type_id,
                 appointment_types: keep(appointment_types),
                 service_types: keep(service_types),
-                service_categories: Vec::new(),
+                service_categories: keep(service_categories),
                 // sourceSystem names the code sets the codes belong to: it goes out when they do.
                 source_system: if send_codes && codes_present {
                     mapping.source_system.clone()
@@ -537,6 +555,28 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
 
 fn resources(query: &SlotQuery, mapping: &Mapping, issues: &mut Vec<Issue>) -> Vec<SlotResource> {
     let mut out: Vec<SlotResource> = Vec::new();
+    for (index, value) in query.schedules.iter().enumerate() {
+        // A Schedule here is what a Slot of this search points at: `Schedule/{resourceId}`. Its
+        // kind is not known, and Get Slots does not need it (resourceType is optional).
+        match type_and_id(value) {
+            Some(("Schedule", id)) if is_salesforce_id(id) => {
+                if !out.iter().any(|r| r.resource_id == id) {
+                    out.push(SlotResource {
+                        resource_id: id.to_owned(),
+                        resource_type: None,
+                    });
+                }
+            }
+            _ => issues.push(Issue::general(
+                IssueCode::Invalid,
+                format!(
+                    "schedule value {} is not a Schedule/{{id}} reference with a Salesforce id, \
+                     as the schedule of a Slot found by this search",
+                    index + 1
+                ),
+            )),
+        }
+    }
     for (index, value) in query.actors.iter().enumerate() {
         let n = index + 1;
         // `type_and_id` only returns a plausible resource type name, which is safe to echo.
@@ -602,6 +642,11 @@ fn as_appointment(query: &SlotQuery) -> Appointment {
         ..Default::default()
     };
     Appointment {
+        service_category: if query.service_categories.is_empty() {
+            Vec::new()
+        } else {
+            vec![concept(&query.service_categories)]
+        },
         service_type: if query.service_types.is_empty() {
             Vec::new()
         } else {
@@ -636,69 +681,38 @@ pub fn search_bundle(
         .iter()
         .filter_map(|r| Some((r.resource_id.as_str(), r.resource_type.as_deref()?)))
         .collect();
-    let mut entry = Vec::new();
-    let mut unreadable = 0usize;
-    for resource in answer {
-        let display = match kinds.get(resource.resource_id.as_str()) {
+    let (found, unreadable) = free_slots(answer, query);
+    let mut entry = Vec::with_capacity(found.len());
+    for slot in found {
+        let display = match kinds.get(slot.resource_id) {
             Some(&"Provider") => "Salesforce provider (Healthcare Practitioner Facility)",
             Some(&"Asset") => "Salesforce asset",
             _ => "Salesforce resource",
         };
-        for slot in &resource.slots {
-            let (Some(start), Some(end)) = (
-                read_instant(&slot.slot_start_date),
-                read_instant(&slot.slot_end_date),
-            ) else {
-                unreadable += 1;
-                continue;
-            };
-            if !query.matches_start(start) {
-                continue;
-            }
-            let id = fhir_id(&slot.slot_id);
-            let fhir_slot = Slot {
-                id: Some(id.as_str().into()),
-                identifier: vec![Identifier {
-                    system: Some(SLOT_IDENTIFIER_SYSTEM.into()),
-                    value: Some(slot.slot_id.as_str().into()),
-                    ..Default::default()
-                }],
-                schedule: Box::new(Reference {
-                    reference: Some(format!("Schedule/{}", fhir_id(&resource.resource_id)).into()),
-                    display: Some(display.into()),
-                    ..Default::default()
-                }),
-                status: "free".into(),
-                start: fhir_instant(start).into(),
-                end: fhir_instant(end).into(),
+        let id = fhir_id(slot.slot_id);
+        let fhir_slot = Slot {
+            id: Some(id.as_str().into()),
+            identifier: vec![slot.identifier()],
+            schedule: Box::new(Reference {
+                reference: Some(format!("Schedule/{}", fhir_id(slot.resource_id)).into()),
+                display: Some(display.into()),
                 ..Default::default()
-            };
-            entry.push(BundleEntry {
-                full_url: Some(format!("{base_url}/Slot/{id}").into()),
-                resource: Some(Resource::Slot(Box::new(fhir_slot))),
-                search: Some(search_mode("match")),
-                ..Default::default()
-            });
-        }
+            }),
+            status: "free".into(),
+            start: fhir_instant(slot.start).into(),
+            end: fhir_instant(slot.end).into(),
+            ..Default::default()
+        };
+        entry.push(BundleEntry {
+            full_url: Some(format!("{base_url}/Slot/{id}").into()),
+            resource: Some(Resource::Slot(Box::new(fhir_slot))),
+            search: Some(search_mode("match")),
+            ..Default::default()
+        });
     }
     let total = u32::try_from(entry.len()).unwrap_or(u32::MAX);
     if unreadable > 0 {
-        let warning = Issue {
-            severity: Severity::Warning,
-            code: IssueCode::Processing,
-            diagnostics: format!(
-                "Salesforce answered {unreadable} slot(s) whose start or end is not a date-time; \
-                 they were left out"
-            ),
-            expression: None,
-        };
-        entry.push(BundleEntry {
-            resource: Some(Resource::OperationOutcome(Box::new(operation_outcome(&[
-                warning,
-            ])))),
-            search: Some(search_mode("outcome")),
-            ..Default::default()
-        });
+        entry.push(unreadable_entry(unreadable));
     }
     Bundle {
         r#type: "searchset".into(),
@@ -713,7 +727,82 @@ pub fn search_bundle(
     }
 }
 
-fn search_mode(mode: &str) -> BundleEntrySearch {
+/// A free slot from a Get Slots answer, its times read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FoundSlot<'a> {
+    /// The Salesforce resource (provider or asset) the slot belongs to.
+    pub resource_id: &'a str,
+    /// Salesforce's `slotId`, as sent.
+    pub slot_id: &'a str,
+    /// Slot start.
+    pub start: DateTime<Utc>,
+    /// Slot end.
+    pub end: DateTime<Utc>,
+}
+
+impl FoundSlot<'_> {
+    /// The identifier carrying the `slotId` as Salesforce sent it.
+    pub fn identifier(&self) -> Identifier {
+        Identifier {
+            system: Some(SLOT_IDENTIFIER_SYSTEM.into()),
+            value: Some(self.slot_id.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The slots of `answer` whose start satisfies `query`, in Salesforce's order, and how many were
+/// left out because their times could not be read. (Salesforce's window may be wider than the
+/// FHIR filter, which applies to the slot's start.)
+pub(crate) fn free_slots<'a>(
+    answer: &'a [ResourceSlots],
+    query: &SlotQuery,
+) -> (Vec<FoundSlot<'a>>, usize) {
+    let mut found = Vec::new();
+    let mut unreadable = 0usize;
+    for resource in answer {
+        for slot in &resource.slots {
+            let (Some(start), Some(end)) = (
+                read_instant(&slot.slot_start_date),
+                read_instant(&slot.slot_end_date),
+            ) else {
+                unreadable += 1;
+                continue;
+            };
+            if query.matches_start(start) {
+                found.push(FoundSlot {
+                    resource_id: &resource.resource_id,
+                    slot_id: &slot.slot_id,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    (found, unreadable)
+}
+
+/// The `outcome` entry saying how many slots Salesforce answered unreadably.
+pub(crate) fn unreadable_entry(unreadable: usize) -> BundleEntry {
+    let warning = Issue {
+        severity: Severity::Warning,
+        code: IssueCode::Processing,
+        diagnostics: format!(
+            "Salesforce answered {unreadable} slot(s) whose start or end is not a date-time; \
+             they were left out"
+        ),
+        expression: None,
+    };
+    BundleEntry {
+        resource: Some(Resource::OperationOutcome(Box::new(operation_outcome(&[
+            warning,
+        ])))),
+        search: Some(search_mode("outcome")),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn search_mode(mode: &str) -> BundleEntrySearch {
     BundleEntrySearch {
         mode: Some(mode.into()),
         ..Default::default()
@@ -734,7 +823,7 @@ fn read_instant(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// An R4 instant in UTC, with fractional seconds only when there are some.
-fn fhir_instant(instant: DateTime<Utc>) -> String {
+pub(crate) fn fhir_instant(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
@@ -748,7 +837,7 @@ pub fn is_fhir_id(text: &str) -> bool {
 
 /// `text` itself when it is a valid R4 id, else `sf-` and a 64-bit FNV-1a hash of it in hex:
 /// stable across runs and builds, so the same Salesforce slot always gets the same FHIR id.
-fn fhir_id(text: &str) -> String {
+pub(crate) fn fhir_id(text: &str) -> String {
     if is_fhir_id(text) {
         return text.to_owned();
     }
@@ -1030,6 +1119,71 @@ mod tests {
                 "workTypeId": WORK_TYPE
             })
         );
+    }
+
+    #[test]
+    fn schedules_name_salesforce_resources_and_categories_pick_work_types_or_codes() {
+        const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/service-category";
+        let mapping = Mapping::from_toml(
+            &format!(
+                "[defaults]\nsource_system = \"ehr\"\n\
+                 [codes.service_category]\nsystems = [\"{CATEGORY}\"]\ntranslate = {{ \"17\" = \"GP\" }}\n\
+                 [[work_types.rule]]\nelement = \"serviceCategory\"\nsystem = \"{CATEGORY}\"\ncode = \"35\"\n\
+                 work_type_id = \"{WORK_TYPE}\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let by_code = slots_request(
+            &query(&encoded(&[
+                ("start", "ge2025-09-20"),
+                (
+                    "schedule",
+                    &format!("Schedule/{PRACTITIONER},Schedule/{DEVICE}"),
+                ),
+                // The same resource named twice is asked for once.
+                (
+                    "schedule",
+                    &format!("https://p.example/fhir/Schedule/{PRACTITIONER}"),
+                ),
+                ("service-category", &format!("{CATEGORY}|17")),
+            ])),
+            &mapping,
+        )
+        .unwrap();
+        assert_eq!(
+            wire(&by_code),
+            json!({
+                "startDate": "2025-09-20T00:00:00.000Z",
+                "resources": [{"resourceId": PRACTITIONER}, {"resourceId": DEVICE}],
+                "serviceCategories": ["GP"],
+                "sourceSystem": "ehr"
+            })
+        );
+
+        let by_rule = slots_request(
+            &query(&encoded(&[
+                ("start", "ge2025-09-20"),
+                ("schedule", &format!("Schedule/{PRACTITIONER}")),
+                ("service-category", &format!("{CATEGORY}|35")),
+            ])),
+            &mapping,
+        )
+        .unwrap();
+        assert_eq!(by_rule.work_type_id.as_deref(), Some(WORK_TYPE));
+
+        for bad in [
+            "Schedule/not-a-salesforce-id",
+            &format!("Practitioner/{PRACTITIONER}"),
+        ] {
+            let found = problems(
+                &query(&encoded(&[("start", "ge2025-09-20"), ("schedule", bad)])),
+                &mapping,
+            );
+            assert_eq!(found[0].0, IssueCode::Invalid, "{bad}: {found:?}");
+            assert!(found[0].1.contains("schedule value 1"), "{found:?}");
+            assert!(!found[0].1.contains("not-a-salesforce-id"));
+        }
     }
 
     fn problems(query: &SlotQuery, mapping: &Mapping) -> Vec<(IssueCode, String)> {

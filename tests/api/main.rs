@@ -7,6 +7,7 @@ mod bundles;
 mod changes;
 mod cli;
 mod faults;
+mod find;
 mod helpers;
 mod metadata;
 mod salesforce_auth;

@@ -124,6 +124,10 @@ async fn the_statement_comes_in_json_and_xml_and_tells_what_this_build_serves() 
         appointment.operation[0].definition.value.as_deref(),
         Some("http://hl7.org/fhir/OperationDefinition/Resource-validate")
     );
+    assert_eq!(
+        appointment.operation[1].definition.value.as_deref(),
+        Some("http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-find")
+    );
     let slot = rest
         .resource
         .iter()
@@ -136,7 +140,14 @@ async fn the_statement_comes_in_json_and_xml_and_tells_what_this_build_serves() 
         .collect();
     assert_eq!(
         params,
-        ["start", "service-type", "appointment-type", "status"]
+        [
+            "start",
+            "schedule",
+            "service-type",
+            "service-category",
+            "appointment-type",
+            "status"
+        ]
     );
     assert_nothing_sent(&sandbox);
 }

@@ -299,3 +299,39 @@ async fn the_get_slots_request_is_exact_and_salesforce_failures_are_fhir_errors(
         })
     );
 }
+
+#[tokio::test]
+async fn a_slots_schedule_finds_the_same_slots_again() {
+    let (app, sandbox) = spawn_with_sandbox(example_mapping());
+    let by_actor = slots_of(search(&app, &one_day()).await).await;
+    let schedule = by_actor[0]["resource"]["schedule"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(schedule, format!("Schedule/{PRACTITIONER}"));
+
+    let by_schedule = slots_of(
+        search(
+            &app,
+            &[
+                ("start", "ge2025-09-20".to_owned()),
+                ("start", "lt2025-09-21".to_owned()),
+                ("schedule", schedule),
+                ("appointment-type", FOLLOW_UP.to_owned()),
+            ],
+        )
+        .await,
+    )
+    .await;
+
+    let ids = |entries: &[Value]| -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(by_schedule.len(), 16);
+    assert_eq!(ids(&by_schedule), ids(&by_actor));
+    // The wire shape (the resource without a type) is checked in `mapping::slots`.
+    assert!(sandbox.bookings().is_empty());
+}

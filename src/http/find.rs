@@ -1,0 +1,82 @@
+//! `[base]/Appointment/$find`: proposed Appointments for the free slots of named practitioners
+//! (Argonaut Scheduling / IHE ITI-115), by `GET` with the parameters in the query string or by
+//! `POST` with a `Parameters` body (JSON or XML).
+//!
+//! Reading and mapping live in [`crate::mapping::find`] and [`crate::fhir::parameters`]; this
+//! handler decides the status of what goes wrong, calls Salesforce Get Slots, and renders the
+//! `searchset` Bundle (the operation's single `return` parameter, answered as the resource itself).
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use fhirbolt::model::r4::resources::Bundle;
+
+use super::AppState;
+use super::appointment::read_body;
+use super::metadata::base_url;
+use super::response;
+use super::slot::mapping_error;
+use crate::error::ProxyError;
+use crate::fhir::parameters::read_parameters;
+use crate::mapping::find::{FindQuery, find_bundle, find_request};
+
+/// Runs `$find`.
+///
+/// 200 with a `searchset` Bundle of proposed Appointments (empty when no slot is free). 400 for a
+/// malformed call (a missing or bad `start`/`end`, an unsupported parameter, no practitioner),
+/// 415/413 for a body that cannot be read, 422 when a practitioner has no Salesforce id or the
+/// mapping cannot choose a work type or codes; Salesforce's own failures as for a booking.
+#[tracing::instrument(name = "fhir.find_appointments", skip_all)]
+pub async fn find(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (body_format, rendering) = match response::formats(&request) {
+        Ok(formats) => formats,
+        Err(answer) => return *answer,
+    };
+    let result = async {
+        let find = if request.method() == Method::POST {
+            let format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
+            let body = read_body(&request, payload, state.body_limit).await?;
+            let parameters = read_parameters(&body, format).map_err(ProxyError::Unparseable)?;
+            FindQuery::from_parameters(&parameters)
+        } else {
+            FindQuery::from_query_string(request.query_string())
+        }
+        .map_err(ProxyError::Unparseable)?;
+        run(&request, &state, &find).await
+    }
+    .await;
+    match result {
+        Ok(bundle) => response::resource(StatusCode::OK, &bundle, rendering),
+        Err(error) => {
+            tracing::info!(
+                http_status = error.outcome().status.as_u16(),
+                "$find failed"
+            );
+            response::error(&error, rendering)
+        }
+    }
+}
+
+async fn run(
+    request: &HttpRequest,
+    state: &AppState,
+    find: &FindQuery,
+) -> Result<Bundle, ProxyError> {
+    let get_slots = find_request(find, &state.mapping).map_err(mapping_error)?;
+    let answer = state.salesforce.get_slots(&get_slots).await?;
+    let base = base_url(request, &state.base_path);
+    let self_url = match request.query_string() {
+        "" => format!("{base}/Appointment/$find"),
+        query => format!("{base}/Appointment/$find?{query}"),
+    };
+    let bundle = find_bundle(&answer, find, &state.mapping, &self_url);
+    tracing::info!(
+        resources = get_slots.resources.len(),
+        proposed = bundle.entry.len(),
+        "proposed appointments found"
+    );
+    Ok(bundle)
+}
