@@ -86,8 +86,17 @@ pub struct SalesforceSettings {
     pub connect_timeout: Duration,
     /// Time allowed for a whole Salesforce call.
     pub request_timeout: Duration,
-    /// The `Retry-After` sent when Salesforce throttles.
+    /// The first back-off after Salesforce throttles without a `Retry-After` of its own: for that
+    /// long every request to the org is answered 503 without calling it. Doubles for each further
+    /// throttle in a row (see [`crate::salesforce::limits`]).
     pub throttle_retry_after: Duration,
+    /// The longest back-off, however many throttles in a row or whatever Salesforce asks.
+    pub throttle_max_backoff: Duration,
+    /// The most calls to the org in flight at once (Salesforce allows 25 long-running requests
+    /// per production org, 5 in Developer Edition).
+    pub max_concurrent_requests: usize,
+    /// How long a request waits for a place among those calls before it is answered 503.
+    pub queue_timeout: Duration,
 }
 
 /// The OAuth 2.0 flow the proxy uses, with its credential.
@@ -131,7 +140,8 @@ pub const DEFAULT_AUDIENCE: &str = "https://login.salesforce.com";
 impl SalesforceSettings {
     /// Settings with every default (client credentials, API 65.0, 1 h token lifetime, 5 s
     /// back-off after a failed token request, no refresh ahead, 5 s connect and 30 s request
-    /// timeouts, 60 s Retry-After) for the given token endpoint and client.
+    /// timeouts, a 60 s first back-off after a throttle growing to at most 15 min, 20 calls in
+    /// flight with a 5 s queue timeout) for the given token endpoint and client.
     pub fn with_defaults(token_url: Url, client_id: &str, client_secret: SecretString) -> Self {
         SalesforceSettings {
             token_url,
@@ -144,6 +154,9 @@ impl SalesforceSettings {
             connect_timeout: Duration::from_millis(default_connect_timeout()),
             request_timeout: Duration::from_millis(default_request_timeout()),
             throttle_retry_after: Duration::from_secs(default_retry_after()),
+            throttle_max_backoff: Duration::from_secs(default_max_backoff()),
+            max_concurrent_requests: default_max_concurrent(),
+            queue_timeout: Duration::from_millis(default_queue_timeout()),
         }
     }
 }
@@ -237,6 +250,12 @@ struct SalesforceModel {
     request_timeout_ms: u64,
     #[serde(default = "default_retry_after")]
     throttle_retry_after_secs: u64,
+    #[serde(default = "default_max_backoff")]
+    throttle_max_backoff_secs: u64,
+    #[serde(default = "default_max_concurrent")]
+    max_concurrent_requests: usize,
+    #[serde(default = "default_queue_timeout")]
+    queue_timeout_ms: u64,
 }
 
 /// `salesforce.auth` as written.
@@ -268,6 +287,15 @@ fn default_request_timeout() -> u64 {
 }
 fn default_retry_after() -> u64 {
     60
+}
+fn default_max_backoff() -> u64 {
+    900
+}
+fn default_max_concurrent() -> usize {
+    20
+}
+fn default_queue_timeout() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -465,6 +493,18 @@ impl Settings {
                 return Err(fail(key, "must be more than 0".to_owned()));
             }
         }
+        if sf.max_concurrent_requests == 0 {
+            return Err(fail(
+                "salesforce.max_concurrent_requests",
+                "must be more than 0".to_owned(),
+            ));
+        }
+        if sf.throttle_max_backoff_secs < sf.throttle_retry_after_secs {
+            return Err(fail(
+                "salesforce.throttle_max_backoff_secs",
+                "must be at least salesforce.throttle_retry_after_secs".to_owned(),
+            ));
+        }
 
         Ok(Settings {
             server: ServerSettings {
@@ -483,6 +523,9 @@ impl Settings {
                 connect_timeout: Duration::from_millis(sf.connect_timeout_ms),
                 request_timeout: Duration::from_millis(sf.request_timeout_ms),
                 throttle_retry_after: Duration::from_secs(sf.throttle_retry_after_secs),
+                throttle_max_backoff: Duration::from_secs(sf.throttle_max_backoff_secs),
+                max_concurrent_requests: sf.max_concurrent_requests,
+                queue_timeout: Duration::from_millis(sf.queue_timeout_ms),
             },
             mapping_file: model.mapping.file.relative(),
             store_path: match model.store.path {
@@ -829,5 +872,46 @@ mod tests {
         assert_eq!(normalize_base_path("/fhir/").as_deref(), Some("/fhir"));
         assert_eq!(normalize_base_path("/").as_deref(), Some(""));
         assert_eq!(normalize_base_path("fhir"), None);
+    }
+
+    #[test]
+    fn load_management_keys_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret.txt", "s3cr3t\n");
+        let with = |keys: &str| {
+            let text = MINIMAL.replace(
+                "client_id = \"abc\"",
+                &format!("client_id = \"abc\"\n{keys}"),
+            );
+            Settings::load(&write(dir.path(), "proxy.toml", &text))
+        };
+        // Read through Debug so the test does not depend on where the settings sit.
+        let read = format!(
+            "{:?}",
+            with(
+                "throttle_retry_after_secs = 5\nthrottle_max_backoff_secs = 40\n\
+                  max_concurrent_requests = 7\nqueue_timeout_ms = 250"
+            )
+            .unwrap()
+        );
+        assert!(read.contains("throttle_retry_after: 5s"), "{read}");
+        assert!(read.contains("throttle_max_backoff: 40s"), "{read}");
+        assert!(read.contains("max_concurrent_requests: 7"), "{read}");
+        assert!(read.contains("queue_timeout: 250ms"), "{read}");
+        let defaults = format!("{:?}", with("").unwrap());
+        assert!(
+            defaults.contains("throttle_max_backoff: 900s"),
+            "{defaults}"
+        );
+        assert!(
+            defaults.contains("max_concurrent_requests: 20"),
+            "{defaults}"
+        );
+        assert!(defaults.contains("queue_timeout: 5s"), "{defaults}");
+        let e = with("max_concurrent_requests = 0").unwrap_err();
+        assert_eq!(e.key, "salesforce.max_concurrent_requests", "{e}");
+        let e = with("throttle_retry_after_secs = 60\nthrottle_max_backoff_secs = 30").unwrap_err();
+        assert_eq!(e.key, "salesforce.throttle_max_backoff_secs", "{e}");
+        assert!(e.reason.contains("throttle_retry_after_secs"), "{e}");
     }
 }

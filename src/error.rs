@@ -193,16 +193,58 @@ impl ProxyError {
                 ),
                 None,
             ),
+            // Throttled and not acted on: Salesforce refuses before it processes anything.
             ProxyError::Salesforce(Sf::Throttled { retry_after_secs }) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 vec![Issue::general(
                     IssueCode::Throttled,
                     format!(
-                        "Salesforce is throttling this org's API requests (REQUEST_LIMIT_EXCEEDED); \
+                        "Salesforce is throttling this org's API requests (REQUEST_LIMIT_EXCEEDED, \
+                         or it is overloaded) and did not act on this one; retry after \
+                         {retry_after_secs} seconds (until then the proxy forwards nothing to \
+                         this org)"
+                    ),
+                )],
+                Some(*retry_after_secs),
+            ),
+            ProxyError::Salesforce(Sf::BackingOff { retry_after_secs }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Throttled,
+                    format!(
+                        "Salesforce throttled this org's API requests, so the proxy is holding \
+                         them back and did not send this one (nothing was booked or changed); \
                          retry after {retry_after_secs} seconds"
                     ),
                 )],
                 Some(*retry_after_secs),
+            ),
+            ProxyError::Salesforce(Sf::Busy {
+                max_in_flight,
+                retry_after_secs,
+            }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Throttled,
+                    format!(
+                        "{max_in_flight} requests to this org's Salesforce are in flight and none \
+                         finished in time, so this one was not sent (nothing was booked or \
+                         changed); retry after {retry_after_secs} seconds"
+                    ),
+                )],
+                Some(*retry_after_secs),
+            ),
+            // Salesforce rolled the transaction back: the request had no effect, so it is safe to
+            // send again (by the client, which knows whether it still wants it; never the proxy).
+            ProxyError::Salesforce(Sf::RowLocked) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Transient,
+                    "Salesforce could not lock a record this request needed \
+                     (UNABLE_TO_LOCK_ROW) and rolled its transaction back, so nothing was booked \
+                     or changed; it is safe to send the same request again",
+                )],
+                Some(ROW_LOCK_RETRY_AFTER_SECS),
             ),
             ProxyError::Salesforce(Sf::Timeout) => (
                 StatusCode::GATEWAY_TIMEOUT,
@@ -251,6 +293,10 @@ impl ProxyError {
         }
     }
 }
+
+/// The `Retry-After` for `UNABLE_TO_LOCK_ROW`: locks are held for the length of a transaction,
+/// seconds at most.
+const ROW_LOCK_RETRY_AFTER_SECS: u64 = 2;
 
 fn salesforce_issues(code: IssueCode, summary: &str, messages: &[String]) -> Vec<Issue> {
     if messages.is_empty() {
@@ -304,6 +350,26 @@ mod tests {
                 }),
                 503,
                 "throttled",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::BackingOff {
+                    retry_after_secs: 7,
+                }),
+                503,
+                "throttled",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::Busy {
+                    max_in_flight: 20,
+                    retry_after_secs: 5,
+                }),
+                503,
+                "throttled",
+            ),
+            (
+                ProxyError::Salesforce(SalesforceError::RowLocked),
+                503,
+                "transient",
             ),
             (
                 ProxyError::Salesforce(SalesforceError::Server { status: 500 }),

@@ -8,6 +8,7 @@ pub mod find;
 pub mod metadata;
 pub mod response;
 pub mod slot;
+pub mod status;
 pub mod validate;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub struct AppState {
 
 /// Registers the FHIR routes under `base_path`.
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
+    cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
     cfg.service(
         web::scope(base_path)
             .service(

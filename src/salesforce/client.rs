@@ -4,12 +4,18 @@
 //! Booking is not idempotent, so a call is repeated only when Salesforce surely did not act on it:
 //! once after a 401 `INVALID_SESSION_ID` (the session is checked before any processing), or once
 //! after the connection was refused (no byte reached Salesforce). A timeout, a dropped connection
-//! or a 5xx is reported, never retried: the booking may have happened.
+//! or a 5xx is reported, never retried: the booking may have happened. `UNABLE_TO_LOCK_ROW` is
+//! reported too (Salesforce rolled the transaction back, so the caller may safely send it again).
+//!
+//! Every call also goes through the org's [`OrgLimits`]: no call while the org is backed off after
+//! a throttle, at most `salesforce.max_concurrent_requests` in flight, and the `Sforce-Limit-Info`
+//! of each answer recorded.
 
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
+use super::limits::{self, ApiUsage, LimitsSnapshot, OrgLimits};
 use super::token::{TokenCache, TokenError};
 use super::wire::{
     AppointmentOutcome, BookAppointmentRequest, CancelAppointmentRequest, GetSlotsRequest,
@@ -44,12 +50,30 @@ pub enum SalesforceError {
     /// Salesforce refused the token again after a fresh one was fetched.
     #[error("Salesforce refused the proxy's session even with a fresh token")]
     SessionRefused,
-    /// 403 `REQUEST_LIMIT_EXCEEDED` or 429: the org's API limits are exhausted.
+    /// 403 `REQUEST_LIMIT_EXCEEDED`, or 429/503 from a Connect resource: the org's API limits are
+    /// exhausted or it is overloaded. The org is backed off from then on.
     #[error("Salesforce is throttling this org's API requests")]
     Throttled {
-        /// How long the caller should wait (configured; Salesforce sends no Retry-After).
+        /// The back-off just started: Salesforce's `Retry-After`, else the configured one.
         retry_after_secs: u64,
     },
+    /// The org is backed off after a throttle; nothing was sent to Salesforce.
+    #[error("the proxy is holding this org's requests back after Salesforce throttled it")]
+    BackingOff {
+        /// What remains of the back-off, in whole seconds rounded up.
+        retry_after_secs: u64,
+    },
+    /// No place among the calls in flight came free within the queue timeout; nothing was sent.
+    #[error("too many requests to this org are in flight")]
+    Busy {
+        /// `salesforce.max_concurrent_requests`.
+        max_in_flight: usize,
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// `UNABLE_TO_LOCK_ROW`: Salesforce could not lock a record and rolled the transaction back.
+    #[error("Salesforce could not lock a record (UNABLE_TO_LOCK_ROW)")]
+    RowLocked,
     /// Any other 403.
     #[error("Salesforce refused access: check the run-as user's permissions")]
     Forbidden,
@@ -82,6 +106,7 @@ pub struct SalesforceClient {
     http: reqwest::Client,
     settings: Arc<SalesforceSettings>,
     tokens: TokenCache,
+    limits: OrgLimits,
 }
 
 impl SalesforceClient {
@@ -89,11 +114,23 @@ impl SalesforceClient {
     pub fn new(http: reqwest::Client, settings: SalesforceSettings) -> Self {
         let settings = Arc::new(settings);
         let tokens = TokenCache::new(http.clone(), settings.clone());
+        let limits = OrgLimits::new(&settings);
         SalesforceClient {
             http,
             settings,
             tokens,
+            limits,
         }
+    }
+
+    /// The org's API usage from the latest `Sforce-Limit-Info` Salesforce sent, if any yet.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        self.limits.api_usage()
+    }
+
+    /// API usage, back-off and calls in flight, as they are now (no secrets, no PHI).
+    pub fn limits_snapshot(&self) -> LimitsSnapshot {
+        self.limits.snapshot()
     }
 
     /// Builds the one reqwest client the process uses, with the configured timeouts.
@@ -180,13 +217,19 @@ impl SalesforceClient {
     }
 
     /// Sends one Connect call with this module's retry policy: one more try with a fresh token
-    /// after a 401, one more try after a refused connection, nothing else repeated.
+    /// after a 401, one more try after a refused connection, nothing else repeated. Refused
+    /// without sending while the org is backed off or too busy; a throttle starts the back-off
+    /// and is returned as [`SalesforceError::Throttled`].
     async fn call<T: serde::Serialize>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: &T,
     ) -> Result<(u16, Vec<u8>), SalesforceError> {
+        self.limits.check_backoff()?;
+        let _admission = self.limits.admit().await?;
+        // A throttle may have answered another call while this one waited for its place.
+        self.limits.check_backoff()?;
         let mut retried = false;
         loop {
             let token = self.tokens.get().await?;
@@ -214,6 +257,12 @@ impl SalesforceClient {
                 Err(_) => return Err(SalesforceError::Unreachable),
             };
             let status = response.status().as_u16();
+            let headers = response.headers();
+            if let Some(info) = header_text(headers, limits::LIMIT_INFO_HEADER) {
+                self.limits.record_limit_info(info);
+            }
+            let salesforce_retry_after =
+                header_text(headers, "retry-after").and_then(limits::parse_retry_after);
             let body = read_capped(response).await?;
             tracing::info!(http_status = status, "Salesforce answered");
             if status == 401 && !retried {
@@ -223,6 +272,16 @@ impl SalesforceClient {
                 retried = true;
                 continue;
             }
+            if is_throttle(status, &body) {
+                let retry_after_secs = self.limits.throttled(salesforce_retry_after);
+                tracing::warn!(
+                    http_status = status,
+                    backoff_secs = retry_after_secs,
+                    "Salesforce is throttling this org; holding its requests back"
+                );
+                return Err(SalesforceError::Throttled { retry_after_secs });
+            }
+            self.limits.answered();
             return Ok((status, body));
         }
     }
@@ -259,20 +318,42 @@ fn outcome(
     }
 }
 
+/// A header's value when it is text.
+fn header_text<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether an answer says the org is throttled: 403 `REQUEST_LIMIT_EXCEEDED` (REST), or 429 or 503
+/// ("Too many requests…", Connect).
+fn is_throttle(status: u16, body: &[u8]) -> bool {
+    match status {
+        403 => parse_platform_errors(body)
+            .iter()
+            .any(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED"),
+        429 | 503 => true,
+        _ => false,
+    }
+}
+
+/// Whether an error answer is `UNABLE_TO_LOCK_ROW`: as the error code, or inside the message of
+/// another (`CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`), as Salesforce reports it from triggers.
+fn is_row_lock(body: &[u8]) -> bool {
+    const ROW_LOCK: &str = "UNABLE_TO_LOCK_ROW";
+    parse_platform_errors(body)
+        .iter()
+        .any(|e| e.error_code == ROW_LOCK || e.message.contains(ROW_LOCK))
+}
+
 /// What a non-2xx answer (other than 401, which the retry handles) means.
 fn classify_failure(status: u16, body: &[u8], retry_after_secs: u64) -> SalesforceError {
     match status {
+        _ if is_throttle(status, body) => SalesforceError::Throttled { retry_after_secs },
+        // Before 400's arm: the request was fine, the record was busy, nothing was changed.
+        400..=599 if is_row_lock(body) => SalesforceError::RowLocked,
         400 | 422 => SalesforceError::Rejected {
             messages: messages(body),
         },
-        403 if parse_platform_errors(body)
-            .iter()
-            .any(|e| e.error_code == "REQUEST_LIMIT_EXCEEDED") =>
-        {
-            SalesforceError::Throttled { retry_after_secs }
-        }
         403 => SalesforceError::Forbidden,
-        429 => SalesforceError::Throttled { retry_after_secs },
         404 => SalesforceError::NotFound,
         401 => SalesforceError::SessionRefused,
         other => SalesforceError::Server { status: other },
@@ -353,6 +434,24 @@ mod tests {
             Err(SalesforceError::Throttled { .. })
         ));
         assert!(matches!(done(404, ""), Err(SalesforceError::NotFound)));
+        assert!(matches!(
+            done(503, ""),
+            Err(SalesforceError::Throttled { .. })
+        ));
+        assert!(matches!(
+            done(
+                500,
+                r#"[{"errorCode":"UNABLE_TO_LOCK_ROW","message":"unable to obtain exclusive access to this record"}]"#
+            ),
+            Err(SalesforceError::RowLocked)
+        ));
+        assert!(matches!(
+            done(
+                400,
+                r#"[{"errorCode":"CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY","message":"trigger: UNABLE_TO_LOCK_ROW, unable to obtain exclusive access"}]"#
+            ),
+            Err(SalesforceError::RowLocked)
+        ));
         assert!(matches!(
             done(500, ""),
             Err(SalesforceError::Server { status: 500 })

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod id;
 pub mod jwt;
+pub mod limits;
 pub mod token;
 pub mod wire;
 

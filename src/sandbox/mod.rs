@@ -33,9 +33,14 @@
 //! book. Everything else is 404 `NOT_FOUND`. State lives in memory only; tests read it back through
 //! [`Sandbox::bookings`], [`Sandbox::appointment`], [`Sandbox::cancellations`] and
 //! [`Sandbox::token_requests`].
+//!
+//! Every `/services/data` answer carries `Sforce-Limit-Info: api-usage=N/LIMIT`, N counting the
+//! calls received. Tests can switch on faults (throttling, 500s, held calls, dropped connections)
+//! with [`Sandbox::set_fault`]; see module `faults`.
 
 mod booking;
 mod cancel;
+pub mod faults;
 mod oauth;
 mod slots;
 #[cfg(test)]
@@ -57,6 +62,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use self::booking::Action;
+pub use self::faults::{ApiCall, Fault};
 use crate::salesforce::id::to_case_safe;
 use crate::salesforce::wire::{PlatformError, TokenResponse};
 
@@ -346,6 +352,7 @@ fn build_server(
         App::new()
             .app_data(shared.clone())
             .wrap(DefaultHeaders::new().add((SANDBOX_HEADER, SANDBOX_LABEL)))
+            .wrap(actix_web::middleware::from_fn(faults::apply))
             .route("/", web::get().to(index))
             .route(TOKEN_PATH, web::post().to(token))
             .route(BOOK_PATH, web::post().to(book))
@@ -369,6 +376,8 @@ struct Shared {
     bound_base_url: String,
     token_serial: AtomicU64,
     state: Mutex<State>,
+    /// Faults switched on by tests, and the count of API calls.
+    faults: faults::Faults,
 }
 
 #[derive(Default)]
@@ -408,6 +417,7 @@ impl Shared {
             bound_base_url,
             token_serial: AtomicU64::new(0),
             state: Mutex::new(State::default()),
+            faults: faults::Faults::default(),
         }
     }
 

@@ -164,6 +164,23 @@ pub fn spawn_with_sandbox(mapping: Mapping) -> (TestApp, Sandbox) {
     (app, sandbox)
 }
 
+/// Starts a sandbox and a proxy wired to it, letting the test adjust the Salesforce settings
+/// (back-off, concurrency bound, timeouts).
+pub fn spawn_with_sandbox_using(
+    mapping: Mapping,
+    adjust: impl FnOnce(&mut SalesforceSettings),
+) -> (TestApp, Sandbox) {
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap();
+    let mut settings = salesforce_settings(&sandbox.token_url());
+    adjust(&mut settings);
+    let app = spawn_proxy(settings, mapping);
+    (app, sandbox)
+}
+
 /// The response body as JSON (panics with the body text when it is not JSON).
 pub async fn json_body(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap();

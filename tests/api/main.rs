@@ -12,4 +12,5 @@ mod helpers;
 mod metadata;
 mod salesforce_auth;
 mod slots;
+mod throttling;
 mod validate;
