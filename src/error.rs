@@ -32,6 +32,9 @@ pub enum ProxyError {
     /// Salesforce (or the way to it) failed.
     #[error(transparent)]
     Salesforce(#[from] SalesforceError),
+    /// An external-id lookup (`[[ids.lookup]]`) failed before anything was booked or changed.
+    #[error("an external-id lookup failed")]
+    Lookup(SalesforceError),
     /// No such FHIR endpoint.
     #[error("not found")]
     NotFound,
@@ -174,6 +177,39 @@ impl ProxyError {
                 )],
                 None,
             ),
+            // Salesforce refused a lookup the mapping composed (its object or field, most likely):
+            // the proxy's configuration is at fault, not the sender's request.
+            ProxyError::Lookup(Sf::Rejected { messages }) => (
+                StatusCode::BAD_GATEWAY,
+                salesforce_issues(
+                    IssueCode::Exception,
+                    "Salesforce refused a lookup by external id, so nothing was booked or \
+                     changed; check the object and external_id_field of the mapping's \
+                     ids.lookup rules",
+                    messages,
+                ),
+                None,
+            ),
+            // Otherwise the status, code and Retry-After of the same failure on any call, with
+            // words that say the failure came before any booking.
+            ProxyError::Lookup(e) => {
+                let same = ProxyError::Salesforce(e.clone()).outcome();
+                let code = same
+                    .issues
+                    .first()
+                    .map_or(IssueCode::Exception, |issue| issue.code);
+                (
+                    same.status,
+                    vec![Issue::general(
+                        code,
+                        format!(
+                            "looking up a participant's Salesforce id by external id failed, so \
+                             nothing was booked or changed: {e}"
+                        ),
+                    )],
+                    same.retry_after,
+                )
+            }
             // Salesforce read the request and refused its content: the sender can fix it.
             ProxyError::Salesforce(Sf::Rejected { messages }) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -444,5 +480,36 @@ mod tests {
                 .diagnostics
                 .contains("salesforce.private_key_file")
         );
+    }
+
+    #[test]
+    fn lookup_failures_say_nothing_was_booked() {
+        let cases: Vec<(SalesforceError, u16, &str)> = vec![
+            (SalesforceError::Timeout, 504, "timeout"),
+            (SalesforceError::Unreachable, 502, "transient"),
+            (
+                SalesforceError::Rejected {
+                    messages: vec!["INVALID_FIELD: No such column".into()],
+                },
+                502,
+                "exception",
+            ),
+            (SalesforceError::Server { status: 500 }, 502, "exception"),
+        ];
+        for (error, status, code) in cases {
+            let o = ProxyError::Lookup(error.clone()).outcome();
+            assert_eq!(o.status.as_u16(), status, "{error:?}");
+            assert_eq!(o.issues[0].code.as_str(), code, "{error:?}");
+            assert!(
+                o.issues[0].diagnostics.contains("nothing was booked"),
+                "{:?}",
+                o.issues
+            );
+        }
+        let o = ProxyError::Lookup(SalesforceError::Throttled {
+            retry_after_secs: 30,
+        })
+        .outcome();
+        assert_eq!((o.status.as_u16(), o.retry_after), (503, Some(30)));
     }
 }

@@ -17,11 +17,10 @@ use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::parse_appointment;
-use crate::mapping::book::book_request;
 use crate::mapping::booked_appointment;
 use crate::salesforce::wire::{CancelAppointmentRequest, UpdateAppointmentRequest};
 use crate::store::StoredAppointment;
-use crate::translation::check_and_map;
+use crate::translation::{check_and_map_resolving, map_resolving};
 
 /// The result of a successful interaction, before HTTP framing.
 #[derive(Debug)]
@@ -223,7 +222,7 @@ pub async fn create_interaction(
     appointment: Appointment,
     if_none_exist: Option<&str>,
 ) -> Result<Done, ProxyError> {
-    let request = check_and_map(&appointment, &state.mapping)?;
+    let request = check_and_map_resolving(&appointment, &state.mapping, &state.salesforce).await?;
     let keys = match if_none_exist {
         Some(criteria) => vec![identifier_criterion(criteria)?],
         None => identifier_keys(&appointment),
@@ -285,7 +284,7 @@ pub async fn update_interaction(
         };
         state.salesforce.cancel_appointment(&cancel).await?
     } else {
-        let book = book_request(&appointment, mapping).map_err(ProxyError::Unprocessable)?;
+        let book = map_resolving(&appointment, mapping, &state.salesforce).await?;
         let update = UpdateAppointmentRequest {
             id: id.to_owned(),
             appointment: book,

@@ -26,7 +26,7 @@ use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
 use crate::salesforce::wire::CancelAppointmentRequest;
-use crate::translation::check_and_map;
+use crate::translation::check_and_map_resolving;
 
 /// The most entries one Bundle may carry: each is a Salesforce call.
 pub const MAX_ENTRIES: usize = 100;
@@ -285,7 +285,9 @@ async fn transaction(
             Ok(Interaction::Create {
                 appointment,
                 if_none_exist,
-            }) => match check_and_map(&appointment, &state.mapping) {
+            }) => match check_and_map_resolving(&appointment, &state.mapping, &state.salesforce)
+                .await
+            {
                 Ok(_) => creates.push((appointment, if_none_exist)),
                 Err(error) => {
                     status = error.outcome().status;

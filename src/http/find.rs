@@ -14,10 +14,14 @@ use super::AppState;
 use super::appointment::read_body;
 use super::metadata::base_url;
 use super::response;
-use super::slot::mapping_error;
+use super::slot::{mapping_error, pending_or_problems};
 use crate::error::ProxyError;
 use crate::fhir::parameters::read_parameters;
-use crate::mapping::find::{FindQuery, find_bundle, find_request};
+use crate::mapping::find::{
+    FindQuery, find_bundle_with, find_request, find_request_with, needed_find_lookups,
+};
+use crate::mapping::lookup::ResolvedIds;
+use crate::salesforce::lookup;
 
 /// Runs `$find`.
 ///
@@ -65,14 +69,26 @@ async fn run(
     state: &AppState,
     find: &FindQuery,
 ) -> Result<Bundle, ProxyError> {
-    let get_slots = find_request(find, &state.mapping).map_err(mapping_error)?;
+    let keys = needed_find_lookups(find, &state.mapping);
+    let resolved = if keys.is_empty() {
+        ResolvedIds::default()
+    } else {
+        // Every other problem first: an operation that cannot run costs no lookup.
+        if let Err(issues) = find_request(find, &state.mapping) {
+            pending_or_problems(issues)?;
+        }
+        lookup::resolve(&state.salesforce, &state.mapping.lookup_cache, &keys)
+            .await
+            .map_err(ProxyError::Lookup)?
+    };
+    let get_slots = find_request_with(find, &state.mapping, &resolved).map_err(mapping_error)?;
     let answer = state.salesforce.get_slots(&get_slots).await?;
     let base = base_url(request, &state.base_path);
     let self_url = match request.query_string() {
         "" => format!("{base}/Appointment/$find"),
         query => format!("{base}/Appointment/$find?{query}"),
     };
-    let bundle = find_bundle(&answer, find, &state.mapping, &self_url);
+    let bundle = find_bundle_with(&answer, find, &state.mapping, &resolved, &self_url);
     tracing::info!(
         resources = get_slots.resources.len(),
         proposed = bundle.entry.len(),

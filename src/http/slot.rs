@@ -13,7 +13,11 @@ use super::metadata::base_url;
 use super::response;
 use crate::error::ProxyError;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::mapping::slots::{SlotQuery, search_bundle, slots_request};
+use crate::mapping::lookup::is_pending_lookup;
+use crate::mapping::slots::{
+    SlotQuery, needed_slot_lookups, search_bundle, slots_request, slots_request_with,
+};
+use crate::salesforce::lookup;
 
 /// Searches free slots: `GET [base]/Slot?schedule.actor=Practitioner/{id}&start=ge{date}…`.
 ///
@@ -42,7 +46,19 @@ pub async fn search(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
 
 async fn find(request: &HttpRequest, state: &AppState) -> Result<Bundle, ProxyError> {
     let query = SlotQuery::parse(request.query_string()).map_err(ProxyError::Unparseable)?;
-    let get_slots = slots_request(&query, &state.mapping).map_err(mapping_error)?;
+    let keys = needed_slot_lookups(&query, &state.mapping);
+    let get_slots = if keys.is_empty() {
+        slots_request(&query, &state.mapping).map_err(mapping_error)?
+    } else {
+        // Every other problem first: a search that cannot run costs no lookup.
+        if let Err(issues) = slots_request(&query, &state.mapping) {
+            pending_or_problems(issues)?;
+        }
+        let resolved = lookup::resolve(&state.salesforce, &state.mapping.lookup_cache, &keys)
+            .await
+            .map_err(ProxyError::Lookup)?;
+        slots_request_with(&query, &state.mapping, &resolved).map_err(mapping_error)?
+    };
     let answer = if query.can_match() {
         state.salesforce.get_slots(&get_slots).await?
     } else {
@@ -60,6 +76,19 @@ async fn find(request: &HttpRequest, state: &AppState) -> Result<Bundle, ProxyEr
         "slots found"
     );
     Ok(bundle)
+}
+
+/// `Ok` when the only issues are lookups not made yet; else the error of the others.
+pub(crate) fn pending_or_problems(issues: Vec<Issue>) -> Result<(), ProxyError> {
+    let problems: Vec<Issue> = issues
+        .into_iter()
+        .filter(|issue| !is_pending_lookup(issue))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(mapping_error(problems))
+    }
 }
 
 /// A search missing a required parameter, or naming an actor in a form or of a kind that cannot

@@ -7,6 +7,12 @@
 //! means the validation itself could not be done: a Content-Type the proxy cannot read (415), a
 //! body over the limit (413), or an operation call it cannot honour (400: a `Parameters` body
 //! without one `resource`, a `profile` to validate against, `mode=delete`).
+//!
+//! Participants whose ids come from lookups by external id (`[[ids.lookup]]`) are resolved from
+//! the proxy's cache of earlier answers only, never by asking Salesforce: a cached "not found" or
+//! "several" is reported as the booking would report it; an answer not cached yet becomes an
+//! `information` issue naming the participant (by expression) and the lookup that booking will
+//! make, after [`LOOKUPS_PENDING_DIAGNOSTICS`].
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,7 +24,8 @@ use super::response::{self, query_param};
 use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::translation::translate;
+use crate::mapping::lookup::is_pending_lookup;
+use crate::translation::translate_cached;
 
 /// The `$validate` modes this proxy can check an Appointment for. Both run the same checks: those
 /// every Appointment body must pass before it reaches Salesforce.
@@ -28,6 +35,12 @@ const MODES: [&str; 2] = ["create", "update"];
 pub const VALID_DIAGNOSTICS: &str = "the Appointment is valid: it passes the R4 rules and the \
      mapping turns it into a complete Salesforce Book Appointment request, which the next issue \
      holds exactly as it would be sent. Nothing was sent to Salesforce.";
+
+/// The text of the first issue of an Appointment that is valid but for lookups not made yet.
+pub const LOOKUPS_PENDING_DIAGNOSTICS: &str = "the Appointment passes the R4 rules and the \
+     mapping, but some participants get their Salesforce id from a lookup by external id when it \
+     is booked, and $validate asks Salesforce nothing: the next issues name them. The request \
+     cannot be shown until those ids are known. Nothing was sent to Salesforce.";
 
 /// Validates the posted Appointment (raw, or as the `resource` parameter of a `Parameters` body)
 /// without calling Salesforce, and answers 200 with the OperationOutcome of the validation.
@@ -79,7 +92,7 @@ async fn run(
         )));
     }
     let resource = input.resource.as_deref().unwrap_or(&body);
-    match translate(resource, body_format, &state.mapping) {
+    match translate_cached(resource, body_format, &state.mapping, &state.salesforce).await {
         Ok((_, book)) => {
             let sent = serde_json::to_string(&book).unwrap_or_default();
             Ok(vec![
@@ -90,6 +103,11 @@ async fn run(
         // `transient` means no parser could run: the validation itself was not performed.
         Err(ProxyError::Unparseable(issue)) if issue.code != IssueCode::Transient => {
             Ok(vec![issue])
+        }
+        Err(ProxyError::Unprocessable(issues)) if issues.iter().all(is_pending_lookup) => {
+            let mut all = vec![Issue::information(LOOKUPS_PENDING_DIAGNOSTICS)];
+            all.extend(issues);
+            Ok(all)
         }
         Err(ProxyError::Unprocessable(issues)) => Ok(issues),
         Err(other) => Err(other),

@@ -12,8 +12,8 @@ use fhirbolt::model::r4::types::{CodeableConcept, Reference};
 use super::file::{
     CodedElement, Mapping, OtherActors, SendCodes, SlotReferenceStyle, UnmappedCode,
 };
+use super::lookup::{ResolvedIds, salesforce_id_with};
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::{BookAppointmentRequest, Participant, SlotReference};
 
 /// Salesforce's documented limit on `comment`.
@@ -22,16 +22,34 @@ pub const MAX_COMMENT_CHARS: usize = 256;
 /// FHIR statuses that describe an appointment one can book.
 const BOOKABLE_STATUSES: [&str; 3] = ["proposed", "pending", "booked"];
 
-/// Maps a validated Appointment onto the Book Appointment request.
+/// Maps a validated Appointment onto the Book Appointment request, for callers that make no
+/// external-id lookups: [`book_request_with`] with no answers.
 ///
 /// # Errors
-/// Every problem found, each with the FHIRPath of the element concerned: a reference without a
-/// Salesforce id, a missing Patient, Facility or Practitioner/Device, no work type and no codes,
-/// no source system, a comment over 256 characters, an unbookable status, a slot without a
-/// practitioner, a code the mapping rejects.
+/// As [`book_request_with`]; a participant whose id needs a lookup gets an `informational` issue
+/// (see [`super::lookup::is_pending_lookup`]).
 pub fn book_request(
     appointment: &Appointment,
     mapping: &Mapping,
+) -> Result<BookAppointmentRequest, Vec<Issue>> {
+    book_request_with(appointment, mapping, &ResolvedIds::default())
+}
+
+/// Maps a validated Appointment onto the Book Appointment request, reading the ids of
+/// participants under `[[ids.lookup]]` rules from `resolved` (the answers to
+/// [`super::lookup::needed_lookups`]).
+///
+/// # Errors
+/// Every problem found, each with the FHIRPath of the element concerned: a reference without a
+/// Salesforce id, a lookup that found no record (`not-found`) or several (`multiple-matches`), a
+/// missing Patient, Facility or Practitioner/Device, no work type and no codes, no source system,
+/// a comment over 256 characters, an unbookable status, a slot without a practitioner, a code the
+/// mapping rejects. A lookup without an answer in `resolved` is an `information` issue instead,
+/// so a caller can tell "only lookups missing" from a real problem.
+pub fn book_request_with(
+    appointment: &Appointment,
+    mapping: &Mapping,
+    resolved: &ResolvedIds,
 ) -> Result<BookAppointmentRequest, Vec<Issue>> {
     let mut issues = Vec::new();
 
@@ -46,8 +64,15 @@ pub fn book_request(
     }
 
     let (start_date, end_date) = dates(appointment, mapping, &mut issues);
-    let participants = participants(appointment, mapping, &mut issues);
-    let slots = slots(appointment, &participants, mapping, &mut issues);
+    let (participants, practitioner_unresolved) =
+        participants(appointment, mapping, resolved, &mut issues);
+    let slots = slots(
+        appointment,
+        &participants,
+        practitioner_unresolved,
+        mapping,
+        &mut issues,
+    );
 
     let (work_type_id, rule_channel) = work_type(appointment, mapping);
     let channel_id = rule_channel.or_else(|| mapping.channel_id.clone());
@@ -208,12 +233,16 @@ struct Mapped {
     wire: Participant,
 }
 
+/// The participants Salesforce books, and whether a Practitioner among them has no id (already
+/// reported, so a slot needing it is not reported again).
 fn participants(
     appointment: &Appointment,
     mapping: &Mapping,
+    resolved: &ResolvedIds,
     issues: &mut Vec<Issue>,
-) -> Vec<Mapped> {
+) -> (Vec<Mapped>, bool) {
     let mut out: Vec<Mapped> = Vec::new();
+    let mut practitioner_unresolved = false;
     // Kinds named by the appointment, resolved or not: an unresolvable Patient is reported once,
     // as unresolvable, not a second time as missing.
     let mut named_kinds: Vec<String> = Vec::new();
@@ -252,16 +281,25 @@ fn participants(
             continue;
         };
         named_kinds.push(kind.clone());
-        let Some(id) = salesforce_id(actor, &fhir_type, mapping) else {
-            issues.push(Issue::at(
-                IssueCode::NotFound,
-                &path,
-                format!(
-                    "the {fhir_type} reference at {path} has no Salesforce id: it is not a \
-                     Salesforce id and the mapping's ids.table has no entry for it"
-                ),
-            ));
-            continue;
+        let id = match salesforce_id_with(actor, &fhir_type, mapping, resolved) {
+            Ok(id) => id,
+            Err(unresolved) => {
+                if kind == "Practitioner" {
+                    practitioner_unresolved = true;
+                }
+                let what = format!("the {fhir_type} actor at {path}");
+                issues.push(unresolved.lookup_issue(&what, Some(&path)).unwrap_or_else(|| {
+                    Issue::at(
+                        IssueCode::NotFound,
+                        &path,
+                        format!(
+                            "the {fhir_type} reference at {path} has no Salesforce id: it is not \
+                             a Salesforce id and the mapping's ids.table has no entry for it"
+                        ),
+                    )
+                }));
+                continue;
+            }
         };
         let wire = Participant {
             reference: format!("{kind}/{id}"),
@@ -306,7 +344,7 @@ fn participants(
             "Salesforce needs a Practitioner, PractitionerRole or Device participant",
         ));
     }
-    out
+    (out, practitioner_unresolved)
 }
 
 fn is_required(participant: &AppointmentParticipant) -> Option<bool> {
@@ -317,7 +355,7 @@ fn is_required(participant: &AppointmentParticipant) -> Option<bool> {
     }
 }
 
-fn reference(actor: &Reference) -> Option<&str> {
+pub(crate) fn reference(actor: &Reference) -> Option<&str> {
     actor.reference.as_ref()?.value.as_deref()
 }
 
@@ -336,7 +374,7 @@ pub(crate) fn type_and_id(reference: &str) -> Option<(&str, &str)> {
     (plausible_type && !id.is_empty()).then_some((fhir_type, id))
 }
 
-fn actor_type(actor: &Reference) -> Option<String> {
+pub(crate) fn actor_type(actor: &Reference) -> Option<String> {
     if let Some(t) = actor.r#type.as_ref().and_then(|t| t.value.as_deref()) {
         // `type` is a URI; for core resources it is the bare name or its canonical URL.
         return Some(t.rsplit('/').next().unwrap_or(t).to_owned());
@@ -346,31 +384,10 @@ fn actor_type(actor: &Reference) -> Option<String> {
         .map(|(t, _)| t.to_owned())
 }
 
-pub(crate) fn salesforce_id(
-    actor: &Reference,
-    fhir_type: &str,
-    mapping: &Mapping,
-) -> Option<String> {
-    if let Some((t, id)) = reference(actor).and_then(type_and_id) {
-        if let Some(found) = mapping.references.get(&format!("{t}/{id}")) {
-            return Some(found.clone());
-        }
-        if mapping.passthrough && t == fhir_type && is_salesforce_id(id) {
-            return Some(id.to_owned());
-        }
-    }
-    let identifier = actor.identifier.as_deref()?;
-    let system = identifier.system.as_ref()?.value.as_deref()?;
-    let value = identifier.value.as_ref()?.value.as_deref()?;
-    mapping
-        .identifiers
-        .get(&format!("{system}|{value}"))
-        .cloned()
-}
-
 fn slots(
     appointment: &Appointment,
     participants: &[Mapped],
+    practitioner_unresolved: bool,
     mapping: &Mapping,
     issues: &mut Vec<Issue>,
 ) -> Vec<SlotReference> {
@@ -404,6 +421,10 @@ fn slots(
             continue;
         };
         let Some(practitioner) = practitioner else {
+            // A Practitioner without an id is reported as such, not a second time as missing.
+            if practitioner_unresolved {
+                continue;
+            }
             issues.push(Issue::at(
                 IssueCode::BusinessRule,
                 path,
@@ -656,6 +677,72 @@ mod tests {
             r.participants[1].reference,
             format!("Practitioner/{PRACTITIONER}")
         );
+    }
+
+    #[test]
+    fn looked_up_ids_are_booked_and_failed_lookups_name_the_participant() {
+        use crate::mapping::lookup::{
+            LookupAnswer, ResolvedIds, is_pending_lookup, needed_lookups,
+        };
+        let m = mapping(
+            "[[ids.lookup]]\ntype = \"Patient\"\nobject = \"Account\"\n\
+             external_id_field = \"EHR_Patient_Id__c\"\n\
+             [[ids.lookup]]\ntype = \"Practitioner\"\nobject = \"HealthcareProvider\"\n\
+             external_id_field = \"NPI__c\"\n",
+        );
+        let mut value = appointment();
+        value["participant"][0]["actor"] = json!({"reference": "Patient/MRN-0042"});
+        value["participant"][1]["actor"] = json!({"reference": "Practitioner/npi-7"});
+        value["slot"] = json!([{"reference": "Slot/s-1"}]);
+        let a: Appointment = fhirbolt::json::from_json_value(value, None).unwrap();
+        let keys = needed_lookups(&a, &m);
+        assert_eq!(keys.len(), 2);
+        let patient = keys[0].clone();
+        let practitioner = keys[1].clone();
+        assert_eq!(
+            (patient.field.as_str(), patient.value.as_str()),
+            ("EHR_Patient_Id__c", "MRN-0042")
+        );
+        let with = |p: Option<LookupAnswer>, d: Option<LookupAnswer>| {
+            let resolved: ResolvedIds = [(patient.clone(), p), (practitioner.clone(), d)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+            book_request_with(&a, &m, &resolved)
+        };
+        let found = |id: &str| Some(LookupAnswer::Found(id.to_owned()));
+
+        let r = with(found(PATIENT), found(PRACTITIONER)).unwrap();
+        assert_eq!(r.participants[0].reference, format!("Patient/{PATIENT}"));
+        assert_eq!(
+            r.participants[1].reference,
+            format!("Practitioner/{PRACTITIONER}")
+        );
+        assert_eq!(r.slots[0].reference, PRACTITIONER);
+
+        let issues = with(Some(LookupAnswer::NotFound), found(PRACTITIONER)).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].code, IssueCode::NotFound);
+        assert_eq!(
+            issues[0].expression.as_deref(),
+            Some("Appointment.participant[0].actor")
+        );
+        assert!(issues[0].diagnostics.contains("Patient"));
+        assert!(issues[0].diagnostics.contains("Account"));
+        assert!(!issues[0].diagnostics.contains("MRN-0042"));
+
+        let issues = with(found(PATIENT), Some(LookupAnswer::Ambiguous)).unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].code, IssueCode::MultipleMatches);
+        assert_eq!(
+            issues[0].expression.as_deref(),
+            Some("Appointment.participant[1].actor")
+        );
+
+        // Not asked (a dry run): notes only, and the slot does not report a missing practitioner.
+        let issues = with(None, None).unwrap_err();
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        assert!(issues.iter().all(is_pending_lookup), "{issues:?}");
     }
 
     #[test]

@@ -9,12 +9,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::fhir::APPOINTMENT_STATUSES;
 use crate::salesforce::id::is_salesforce_id;
+use crate::salesforce::lookup::LookupCacheSettings;
 
 /// Why a mapping file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +175,26 @@ struct IdsModel {
     passthrough: Option<bool>,
     #[serde(default)]
     table: Vec<Spanned<IdEntryModel>>,
+    #[serde(default)]
+    lookup: Vec<Spanned<LookupRuleModel>>,
+    lookup_cache: Option<Spanned<LookupCacheModel>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupRuleModel {
+    r#type: Option<Spanned<String>>,
+    identifier_system: Option<Spanned<String>>,
+    object: Spanned<String>,
+    external_id_field: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupCacheModel {
+    found_ttl_secs: Option<Spanned<u64>>,
+    not_found_ttl_secs: Option<Spanned<u64>>,
+    max_entries: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +295,38 @@ pub struct WorkTypeRule {
     pub channel_id: Option<String>,
 }
 
+/// What a lookup rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupSource {
+    /// References of this FHIR type (`Patient/{id}`, or an absolute URL ending so): the id is
+    /// the external id.
+    Reference {
+        /// The FHIR resource type, e.g. `Patient`.
+        fhir_type: String,
+    },
+    /// Actors given by an identifier of this system: the identifier's value is the external id.
+    Identifier {
+        /// The identifier system URI.
+        system: String,
+    },
+}
+
+/// An `[[ids.lookup]]` rule: ids from `source` are found in Salesforce as the `object` record
+/// whose `external_id_field` holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupRule {
+    /// Which references or identifiers the rule applies to.
+    pub source: LookupSource,
+    /// The sObject API name, e.g. `Account`.
+    pub object: String,
+    /// The external id field's API name, e.g. `EHR_Patient_Id__c`.
+    pub external_id_field: String,
+}
+
+/// Longest `[ids.lookup_cache]` lifetime accepted: a record merged or re-keyed in Salesforce must
+/// stop being used within a month at the latest.
+pub const MAX_LOOKUP_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
 /// A checked mapping, ready for [`crate::mapping::book_request`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
@@ -294,6 +348,10 @@ pub struct Mapping {
     pub references: HashMap<String, String>,
     /// `system|value` → Salesforce id.
     pub identifiers: HashMap<String, String>,
+    /// Lookup rules by external id, at most one per FHIR type and one per identifier system.
+    pub lookups: Vec<LookupRule>,
+    /// How long and how many lookup answers are cached.
+    pub lookup_cache: LookupCacheSettings,
     /// When code arrays and sourceSystem are sent.
     pub send_codes: SendCodes,
     /// Code rules per element; an element without a rule sends no codes.
@@ -472,6 +530,12 @@ impl Mapping {
             }
         }
 
+        let lookups = lookup_rules(&model.ids.lookup, &kinds, &fail)?;
+        let lookup_cache = match &model.ids.lookup_cache {
+            None => LookupCacheSettings::default(),
+            Some(cache) => lookup_cache(cache.get_ref(), &fail)?,
+        };
+
         let mut codes = BTreeMap::new();
         for (element, rule) in [
             (CodedElement::ServiceCategory, &model.codes.service_category),
@@ -578,6 +642,8 @@ impl Mapping {
             passthrough: model.ids.passthrough.unwrap_or(true),
             references,
             identifiers,
+            lookups,
+            lookup_cache,
             send_codes: model.codes.send,
             codes,
             work_type_rules,
@@ -600,6 +666,157 @@ impl Mapping {
             },
         })
     }
+}
+
+/// Checks the `[[ids.lookup]]` rules: exactly one of `type` and `identifier_system`, a type that
+/// is an actor type with a Salesforce reference kind, API names for object and field, no two
+/// rules for the same type or system.
+fn lookup_rules(
+    rules: &[Spanned<LookupRuleModel>],
+    kinds: &HashMap<String, String>,
+    fail: &impl Fn(Option<Range<usize>>, String) -> MappingFileError,
+) -> Result<Vec<LookupRule>, MappingFileError> {
+    let mut out: Vec<LookupRule> = Vec::new();
+    for rule in rules {
+        let r = rule.get_ref();
+        let source = match (&r.r#type, &r.identifier_system) {
+            (Some(t), None) => {
+                let fhir_type = t.get_ref();
+                if !FHIR_ACTOR_TYPES.contains(&fhir_type.as_str()) {
+                    return Err(fail(
+                        Some(t.span()),
+                        format!(
+                            "ids.lookup: type {fhir_type} is not an Appointment actor type (one \
+                             of {})",
+                            FHIR_ACTOR_TYPES.join(", ")
+                        ),
+                    ));
+                }
+                if !kinds.contains_key(fhir_type) {
+                    return Err(fail(
+                        Some(t.span()),
+                        format!(
+                            "ids.lookup: type {fhir_type} has no Salesforce reference kind in \
+                             participants.kinds, so its actors are never booked"
+                        ),
+                    ));
+                }
+                LookupSource::Reference {
+                    fhir_type: fhir_type.clone(),
+                }
+            }
+            (None, Some(system)) => {
+                if system.get_ref().trim().is_empty() || system.get_ref().contains('|') {
+                    return Err(fail(
+                        Some(system.span()),
+                        "ids.lookup: identifier_system must be a system URI (not empty, no |)"
+                            .to_owned(),
+                    ));
+                }
+                LookupSource::Identifier {
+                    system: system.get_ref().clone(),
+                }
+            }
+            _ => {
+                return Err(fail(
+                    Some(rule.span()),
+                    "ids.lookup: each rule needs exactly one of type or identifier_system"
+                        .to_owned(),
+                ));
+            }
+        };
+        for (name, key) in [
+            (&r.object, "object"),
+            (&r.external_id_field, "external_id_field"),
+        ] {
+            if !is_api_name(name.get_ref()) {
+                return Err(fail(
+                    Some(name.span()),
+                    format!(
+                        "ids.lookup: {key} is not a Salesforce API name (a letter, then letters, \
+                         digits and single underscores, e.g. Account or EHR_Patient_Id__c)"
+                    ),
+                ));
+            }
+        }
+        if out.iter().any(|o| o.source == source) {
+            return Err(fail(
+                Some(rule.span()),
+                match &source {
+                    LookupSource::Reference { fhir_type } => {
+                        format!("ids.lookup: a second rule for type {fhir_type}")
+                    }
+                    LookupSource::Identifier { system } => {
+                        format!("ids.lookup: a second rule for identifier_system {system}")
+                    }
+                },
+            ));
+        }
+        out.push(LookupRule {
+            source,
+            object: r.object.get_ref().clone(),
+            external_id_field: r.external_id_field.get_ref().clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn lookup_cache(
+    model: &LookupCacheModel,
+    fail: &impl Fn(Option<Range<usize>>, String) -> MappingFileError,
+) -> Result<LookupCacheSettings, MappingFileError> {
+    let defaults = LookupCacheSettings::default();
+    let ttl = |value: &Option<Spanned<u64>>, key: &str, default: Duration| match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() > MAX_LOOKUP_TTL_SECS => Err(fail(
+            Some(v.span()),
+            format!(
+                "ids.lookup_cache.{key} is over {MAX_LOOKUP_TTL_SECS} seconds (30 days): a record \
+                 merged or re-keyed in Salesforce would be booked long after"
+            ),
+        )),
+        Some(v) => Ok(Duration::from_secs(*v.get_ref())),
+    };
+    let max_entries = match &model.max_entries {
+        None => defaults.max_entries,
+        Some(v) if *v.get_ref() == 0 => {
+            return Err(fail(
+                Some(v.span()),
+                "ids.lookup_cache.max_entries must be at least 1".to_owned(),
+            ));
+        }
+        Some(v) => *v.get_ref(),
+    };
+    Ok(LookupCacheSettings {
+        found_ttl: ttl(&model.found_ttl_secs, "found_ttl_secs", defaults.found_ttl)?,
+        not_found_ttl: ttl(
+            &model.not_found_ttl_secs,
+            "not_found_ttl_secs",
+            defaults.not_found_ttl,
+        )?,
+        max_entries,
+    })
+}
+
+/// A Salesforce API name: standard (`Account`, `Name`), custom (`EHR_Patient_Id__c`), or
+/// namespaced (`HealthCloudGA__EhrPatient__c`). Letters, digits and single underscores, starting
+/// with a letter; `__` only before a suffix such as `c` and after a namespace.
+pub fn is_api_name(name: &str) -> bool {
+    const SUFFIXES: [&str; 7] = ["c", "pc", "x", "e", "b", "mdt", "kav"];
+    let part_ok = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphabetic())
+            && !part.ends_with('_')
+            && !part.contains("__")
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    let parts: Vec<&str> = name.split("__").collect();
+    name.len() <= 120
+        && parts.iter().all(|p| part_ok(p))
+        && match parts.as_slice() {
+            [_] => true,
+            [_, suffix] | [_, _, suffix] => SUFFIXES.contains(suffix),
+            _ => false,
+        }
 }
 
 fn check_status(status: &Spanned<String>) -> Result<(), String> {
@@ -764,6 +981,150 @@ mod tests {
             assert_eq!(err.line, Some(*line), "line for {text:?}: {err}");
             assert!(err.reason.contains(reason), "reason for {text:?}: {err}");
             assert!(err.to_string().starts_with("mapping file test.toml, line"));
+        }
+    }
+
+    #[test]
+    fn lookup_rules_and_cache_settings_are_read() {
+        let m = Mapping::from_toml(
+            "[[ids.lookup]]\ntype = \"Patient\"\nobject = \"Account\"\n\
+             external_id_field = \"EHR_Patient_Id__c\"\n\
+             [[ids.lookup]]\nidentifier_system = \"urn:npi\"\n\
+             object = \"HealthCloudGA__EhrPractitioner__c\"\nexternal_id_field = \"NPI__c\"\n\
+             [ids.lookup_cache]\nfound_ttl_secs = 600\nnot_found_ttl_secs = 0\nmax_entries = 5\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            m.lookups,
+            vec![
+                LookupRule {
+                    source: LookupSource::Reference {
+                        fhir_type: "Patient".into()
+                    },
+                    object: "Account".into(),
+                    external_id_field: "EHR_Patient_Id__c".into(),
+                },
+                LookupRule {
+                    source: LookupSource::Identifier {
+                        system: "urn:npi".into()
+                    },
+                    object: "HealthCloudGA__EhrPractitioner__c".into(),
+                    external_id_field: "NPI__c".into(),
+                },
+            ]
+        );
+        assert_eq!(
+            m.lookup_cache,
+            LookupCacheSettings {
+                found_ttl: Duration::from_secs(600),
+                not_found_ttl: Duration::ZERO,
+                max_entries: 5,
+            }
+        );
+        let defaults = Mapping::from_toml("", "t").unwrap();
+        assert!(defaults.lookups.is_empty());
+        assert_eq!(defaults.lookup_cache, LookupCacheSettings::default());
+    }
+
+    #[test]
+    fn bad_lookup_rules_are_refused_with_line_and_reason() {
+        let rule = |body: &str| format!("[defaults]\n\n[[ids.lookup]]\n{body}");
+        let cases: Vec<(String, usize, &str)> = vec![
+            (
+                rule("type = \"Patient\"\nobject = \"Account\"\nexternal_id_field = \"MRN c\"\n"),
+                6,
+                "external_id_field is not a Salesforce API name",
+            ),
+            (
+                rule("type = \"Patient\"\nobject = \"Acc/ount\"\nexternal_id_field = \"MRN__c\"\n"),
+                5,
+                "object is not a Salesforce API name",
+            ),
+            (
+                rule("type = \"Patient\"\nobject = \"Account\"\nexternal_id_field = \"MRN___c\"\n"),
+                6,
+                "not a Salesforce API name",
+            ),
+            (
+                rule(
+                    "type = \"Organization\"\nobject = \"Account\"\nexternal_id_field = \"MRN__c\"\n",
+                ),
+                4,
+                "not an Appointment actor type",
+            ),
+            (
+                rule(
+                    "type = \"RelatedPerson\"\nobject = \"Account\"\nexternal_id_field = \"MRN__c\"\n",
+                ),
+                4,
+                "no Salesforce reference kind",
+            ),
+            (
+                rule("object = \"Account\"\nexternal_id_field = \"MRN__c\"\n"),
+                3,
+                "exactly one of type or identifier_system",
+            ),
+            (
+                rule(
+                    "type = \"Patient\"\nobject = \"Account\"\nexternal_id_field = \"MRN__c\"\n\
+                      [[ids.lookup]]\ntype = \"Patient\"\nobject = \"Contact\"\nexternal_id_field = \"MRN__c\"\n",
+                ),
+                7,
+                "a second rule for type Patient",
+            ),
+            (
+                rule("type = \"Patient\"\nobject = \"Account\"\nexternal_id = \"MRN__c\"\n"),
+                6,
+                "unknown field",
+            ),
+            (
+                "[ids.lookup_cache]\nmax_entries = 0\n".to_owned(),
+                2,
+                "at least 1",
+            ),
+            (
+                "[ids.lookup_cache]\nfound_ttl_secs = 99999999\n".to_owned(),
+                2,
+                "30 days",
+            ),
+            (
+                "[ids.lookup_cache]\nfound_ttl_secs = -1\n".to_owned(),
+                2,
+                "",
+            ),
+        ];
+        for (text, line, reason) in cases {
+            let err = refused(&text);
+            assert_eq!(err.line, Some(line), "line for {text:?}: {err}");
+            assert!(err.reason.contains(reason), "reason for {text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn api_names_are_salesforce_shaped() {
+        for good in [
+            "Account",
+            "EHR_Patient_Id__c",
+            "HealthCloudGA__EhrPatient__c",
+            "MRN__pc",
+            "Name",
+        ] {
+            assert!(is_api_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "1Account",
+            "_Account",
+            "Account_",
+            "MRN___c",
+            "MRN__q",
+            "a__b__c__c",
+            "Acc ount",
+            "Accoünt",
+            "MRN__c/x",
+        ] {
+            assert!(!is_api_name(bad), "{bad}");
         }
     }
 

@@ -20,11 +20,12 @@ use fhirbolt::model::r4::resources::{
 };
 use fhirbolt::model::r4::types::{CodeableConcept, Coding, Reference};
 
-use super::book::{salesforce_id, type_and_id};
+use super::book::type_and_id;
 use super::file::{CodedElement, Mapping};
+use super::lookup::{LookupKey, ResolvedIds, needed_for_references, salesforce_id_with};
 use super::slots::{
     Comparator, DateBound, SlotQuery, Token, alternatives, date_range, fhir_id, fhir_instant,
-    free_slots, is_plain_name, parse_tokens, search_mode, slots_request, unreadable_entry,
+    free_slots, is_plain_name, parse_tokens, search_mode, slots_request_with, unreadable_entry,
 };
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parameters::{Parameter, ParameterValue};
@@ -222,7 +223,26 @@ impl FindQuery {
 /// # Errors
 /// As [`slots_request`].
 pub fn find_request(find: &FindQuery, mapping: &Mapping) -> Result<GetSlotsRequest, Vec<Issue>> {
-    slots_request(&find.slot_query(mapping), mapping).map_err(|issues| {
+    find_request_with(find, mapping, &ResolvedIds::default())
+}
+
+/// The external-id lookups a `$find` needs: one per `practitioner` under an `[[ids.lookup]]`
+/// type rule (each key once).
+pub fn needed_find_lookups(find: &FindQuery, mapping: &Mapping) -> Vec<LookupKey> {
+    needed_for_references(&find.practitioners, mapping)
+}
+
+/// [`find_request`], reading the ids of practitioners under `[[ids.lookup]]` rules from
+/// `resolved` (the answers to [`needed_find_lookups`]).
+///
+/// # Errors
+/// As [`find_request`].
+pub fn find_request_with(
+    find: &FindQuery,
+    mapping: &Mapping,
+    resolved: &ResolvedIds,
+) -> Result<GetSlotsRequest, Vec<Issue>> {
+    slots_request_with(&find.slot_query(mapping), mapping, resolved).map_err(|issues| {
         issues
             .into_iter()
             .map(|mut issue| {
@@ -327,6 +347,18 @@ pub fn find_bundle(
     mapping: &Mapping,
     self_url: &str,
 ) -> Bundle {
+    find_bundle_with(answer, find, mapping, &ResolvedIds::default(), self_url)
+}
+
+/// [`find_bundle`], knowing the ids the practitioners' lookups found, so each slot's
+/// practitioner is named as the client named it.
+pub fn find_bundle_with(
+    answer: &[ResourceSlots],
+    find: &FindQuery,
+    mapping: &Mapping,
+    resolved: &ResolvedIds,
+    self_url: &str,
+) -> Bundle {
     let query = find.slot_query(mapping);
     // Salesforce resource id → the practitioner as the client named it.
     let mut actors: HashMap<String, &str> = HashMap::new();
@@ -336,7 +368,7 @@ pub fn find_bundle(
                 reference: Some(practitioner.as_str().into()),
                 ..Default::default()
             };
-            if let Some(id) = salesforce_id(&reference, fhir_type, mapping) {
+            if let Ok(id) = salesforce_id_with(&reference, fhir_type, mapping, resolved) {
                 actors.entry(id).or_insert(practitioner);
             }
         }

@@ -7,9 +7,10 @@ pub mod book;
 pub mod booked;
 pub mod file;
 pub mod find;
+pub mod lookup;
 pub mod slots;
 
-pub use book::book_request;
+pub use book::{book_request, book_request_with};
 pub use booked::booked_appointment;
 pub use file::{Mapping, MappingFileError};
 

@@ -23,8 +23,9 @@ use fhirbolt::model::r4::resources::{
 };
 use fhirbolt::model::r4::types::{CodeableConcept, Coding, Identifier, Reference};
 
-use super::book::{coded, salesforce_id, salesforce_instant, type_and_id, work_type};
+use super::book::{coded, salesforce_instant, type_and_id, work_type};
 use super::file::{CodedElement, Mapping, SendCodes};
+use super::lookup::{LookupKey, ResolvedIds, needed_for_references, salesforce_id_with};
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
 use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::{GetSlotsRequest, ResourceSlots, SlotResource};
@@ -462,6 +463,26 @@ fn parse_statuses(value: &str) -> Result<Vec<String>, Issue> {
 /// id (`not-found`), a code the mapping rejects (`code-invalid`), no work type and no codes, or no
 /// source system (`business-rule`): the search is well-formed but cannot be processed (422).
 pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsRequest, Vec<Issue>> {
+    slots_request_with(query, mapping, &ResolvedIds::default())
+}
+
+/// The external-id lookups a Slot search needs: one per `schedule.actor` under an
+/// `[[ids.lookup]]` type rule (each key once).
+pub fn needed_slot_lookups(query: &SlotQuery, mapping: &Mapping) -> Vec<LookupKey> {
+    needed_for_references(&query.actors, mapping)
+}
+
+/// [`slots_request`], reading the ids of actors under `[[ids.lookup]]` rules from `resolved` (the
+/// answers to [`needed_slot_lookups`]).
+///
+/// # Errors
+/// As [`slots_request`]; an actor whose lookup found no record is `not-found`, several records
+/// `multiple-matches` (422).
+pub fn slots_request_with(
+    query: &SlotQuery,
+    mapping: &Mapping,
+    resolved: &ResolvedIds,
+) -> Result<GetSlotsRequest, Vec<Issue>> {
     let mut issues = Vec::new();
     let start = query.lower_bound();
     if start.is_none() {
@@ -479,7 +500,7 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
              found on a Slot): Salesforce Get Slots finds the slots of named resources",
         ));
     }
-    let resources = resources(query, mapping, &mut issues);
+    let resources = resources(query, mapping, resolved, &mut issues);
 
     // The booking functions read an Appointment: the tokens become its codings.
     let appointment = as_appointment(query);
@@ -553,7 +574,12 @@ pub fn slots_request(query: &SlotQuery, mapping: &Mapping) -> Result<GetSlotsReq
     }
 }
 
-fn resources(query: &SlotQuery, mapping: &Mapping, issues: &mut Vec<Issue>) -> Vec<SlotResource> {
+fn resources(
+    query: &SlotQuery,
+    mapping: &Mapping,
+    resolved: &ResolvedIds,
+    issues: &mut Vec<Issue>,
+) -> Vec<SlotResource> {
     let mut out: Vec<SlotResource> = Vec::new();
     for (index, value) in query.schedules.iter().enumerate() {
         // A Schedule here is what a Slot of this search points at: `Schedule/{resourceId}`. Its
@@ -609,15 +635,21 @@ fn resources(query: &SlotQuery, mapping: &Mapping, issues: &mut Vec<Issue>) -> V
             reference: Some(value.as_str().into()),
             ..Default::default()
         };
-        let Some(id) = salesforce_id(&actor, fhir_type, mapping) else {
-            issues.push(Issue::general(
-                IssueCode::NotFound,
-                format!(
-                    "the {fhir_type} reference in schedule.actor value {n} has no Salesforce id: \
-                     it is not a Salesforce id and the mapping's ids.table has no entry for it"
-                ),
-            ));
-            continue;
+        let id = match salesforce_id_with(&actor, fhir_type, mapping, resolved) {
+            Ok(id) => id,
+            Err(unresolved) => {
+                let what = format!("the {fhir_type} reference in schedule.actor value {n}");
+                issues.push(unresolved.lookup_issue(&what, None).unwrap_or_else(|| {
+                    Issue::general(
+                        IssueCode::NotFound,
+                        format!(
+                            "{what} has no Salesforce id: it is not a Salesforce id and the \
+                             mapping's ids.table has no entry for it"
+                        ),
+                    )
+                }));
+                continue;
+            }
         };
         if !out.iter().any(|r| r.resource_id == id) {
             out.push(SlotResource {

@@ -11,11 +11,12 @@
 //! a throttle, at most `salesforce.max_concurrent_requests` in flight, and the `Sforce-Limit-Info`
 //! of each answer recorded.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use secrecy::ExposeSecret;
 
 use super::limits::{self, ApiUsage, LimitsSnapshot, OrgLimits};
+use super::lookup::{self, LookupAnswer, LookupCache, LookupCacheSettings};
 use super::token::{TokenCache, TokenError};
 use super::wire::{
     AppointmentOutcome, BookAppointmentRequest, CancelAppointmentRequest, GetSlotsRequest,
@@ -107,6 +108,8 @@ pub struct SalesforceClient {
     settings: Arc<SalesforceSettings>,
     tokens: TokenCache,
     limits: OrgLimits,
+    /// External-id answers of this org, made on first use with the mapping's settings.
+    lookups: Arc<OnceLock<LookupCache>>,
 }
 
 impl SalesforceClient {
@@ -120,6 +123,7 @@ impl SalesforceClient {
             settings,
             tokens,
             limits,
+            lookups: Arc::default(),
         }
     }
 
@@ -212,6 +216,49 @@ impl SalesforceClient {
         }
     }
 
+    /// Finds the record of `object` whose external id `field` holds `value`
+    /// (`GET …/sobjects/{object}/{field}/{value}?fields=Id`, asking for the `Id` only so no other
+    /// field, patient data included, comes back). A read: the 401 retry applies as for any call.
+    ///
+    /// # Errors
+    /// A [`SalesforceError`] for every answer but 200 with a record id, 404 (not found) or 300
+    /// (several records).
+    #[tracing::instrument(
+        name = "salesforce.get_by_external_id",
+        skip_all,
+        fields(object = %object, field = %field)
+    )]
+    pub async fn get_by_external_id(
+        &self,
+        object: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<LookupAnswer, SalesforceError> {
+        // Object and field names were checked as API names when the mapping was loaded; encoding
+        // them too costs nothing and keeps the path intact whatever a caller passes.
+        let path = format!(
+            "/sobjects/{}/{}/{}?fields=Id",
+            lookup::encode_path_segment(object),
+            lookup::encode_path_segment(field),
+            lookup::encode_path_segment(value)
+        );
+        let (status, body) = self.call(reqwest::Method::GET, &path, &()).await?;
+        match status {
+            200 => lookup::record_id(&body)
+                .map(LookupAnswer::Found)
+                .ok_or(SalesforceError::BadResponse),
+            300 => Ok(LookupAnswer::Ambiguous),
+            404 => Ok(LookupAnswer::NotFound),
+            _ => Err(classify_failure(status, &body, self.retry_after())),
+        }
+    }
+
+    /// This org's lookup cache, made with `settings` on first use (one client serves one
+    /// mapping, so the first settings are the only ones).
+    pub fn lookup_cache(&self, settings: &LookupCacheSettings) -> &LookupCache {
+        self.lookups.get_or_init(|| LookupCache::new(settings))
+    }
+
     fn retry_after(&self) -> u64 {
         self.settings.throttle_retry_after.as_secs()
     }
@@ -238,13 +285,15 @@ impl SalesforceClient {
                 token.instance_url.as_str().trim_end_matches('/'),
                 self.settings.api_version
             );
-            let sent = self
+            let mut builder = self
                 .http
                 .request(method.clone(), url)
-                .bearer_auth(token.value.expose_secret())
-                .json(body)
-                .send()
-                .await;
+                .bearer_auth(token.value.expose_secret());
+            // A GET (external-id lookup) carries no body.
+            if method != reqwest::Method::GET {
+                builder = builder.json(body);
+            }
+            let sent = builder.send().await;
             let response = match sent {
                 Ok(r) => r,
                 Err(e) if e.is_timeout() => return Err(SalesforceError::Timeout),

@@ -5,6 +5,7 @@ pub mod client;
 pub mod id;
 pub mod jwt;
 pub mod limits;
+pub mod lookup;
 pub mod token;
 pub mod wire;
 

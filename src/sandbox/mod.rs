@@ -26,6 +26,9 @@
 //! - `POST …/slots`: Get Slots (§2.3): free 30-minute slots, 09:00–17:00 UTC, for each resource
 //!   asked for, minus booked ones (module `slots`), under `resourceSlotDetails` or
 //!   `resourceSlots` ([`SandboxSettings::slots_key`]).
+//! - `GET /services/data/vNN.N/sobjects/{Object}/{Field}/{value}`: sObject Rows by External ID
+//!   (§4.5) from [`SandboxSettings::external_ids`]: 200, 404 or 300 (module `sobjects`), counted
+//!   by [`Sandbox::lookup_requests`].
 //!
 //! Every `/services/data` call answers 401 `INVALID_SESSION_ID` for a missing, unknown or expired
 //! token, then 404 `NOT_FOUND` for a version before 65.0, then 400 with a platform error array for
@@ -43,13 +46,14 @@ mod cancel;
 pub mod faults;
 mod oauth;
 mod slots;
+mod sobjects;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +67,7 @@ use serde_json::{Value, json};
 
 use self::booking::Action;
 pub use self::faults::{ApiCall, Fault};
+pub use self::sobjects::ExternalIdRecords;
 use crate::salesforce::id::to_case_safe;
 use crate::salesforce::wire::{PlatformError, TokenResponse};
 
@@ -120,6 +125,8 @@ pub struct SandboxSettings {
     pub slots_key: SlotsKey,
     /// The JWT bearer grant's key, user and audience; `None` refuses that grant as unsupported.
     pub jwt_bearer: Option<SandboxJwtBearer>,
+    /// Records found by external id (`GET …/sobjects/{Object}/{Field}/{value}`); none by default.
+    pub external_ids: Vec<ExternalIdRecords>,
 }
 
 /// What the sandbox's JWT bearer grant accepts: the connected app's certificate stands here as
@@ -159,6 +166,7 @@ impl Default for SandboxSettings {
             cancel_statuses: vec!["Canceled".to_owned()],
             slots_key: SlotsKey::default(),
             jwt_bearer: None,
+            external_ids: Vec::new(),
         }
     }
 }
@@ -359,6 +367,10 @@ fn build_server(
             .route(APPOINTMENT_PATH, web::put().to(update))
             .route(APPOINTMENT_PATH, web::patch().to(cancel))
             .route(SLOTS_PATH, web::post().to(get_slots))
+            .route(
+                sobjects::SOBJECT_BY_EXTERNAL_ID_PATH,
+                web::get().to(sobjects::get_by_external_id),
+            )
             .default_service(web::to(not_found))
     })
     .workers(workers);
@@ -378,6 +390,8 @@ struct Shared {
     state: Mutex<State>,
     /// Faults switched on by tests, and the count of API calls.
     faults: faults::Faults,
+    /// sObject-by-external-id requests received.
+    lookup_requests: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -418,6 +432,7 @@ impl Shared {
             token_serial: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             faults: faults::Faults::default(),
+            lookup_requests: AtomicUsize::new(0),
         }
     }
 

@@ -9,6 +9,7 @@ mod cli;
 mod faults;
 mod find;
 mod helpers;
+mod lookups;
 mod metadata;
 mod salesforce_auth;
 mod slots;
