@@ -43,6 +43,18 @@ pub struct ConfigError {
 pub struct Settings {
     /// The HTTP listener and FHIR endpoint.
     pub server: ServerSettings,
+    /// The orgs served: the unnamed one (`[salesforce]`, `[mapping]`, `[store]`) first when it is
+    /// configured, then the named ones (`[tenants.NAME]`) in name order. Never empty.
+    pub tenants: Vec<TenantSettings>,
+}
+
+/// One Salesforce org (or source system) served by the proxy, with its own connection, token
+/// cache, mapping and store.
+#[derive(Debug, Clone)]
+pub struct TenantSettings {
+    /// `None` for the tenant served at the FHIR base itself; a name for one served at
+    /// `{base}/{name}`.
+    pub name: Option<String>,
     /// The Salesforce connection.
     pub salesforce: SalesforceSettings,
     /// The mapping file.
@@ -50,6 +62,31 @@ pub struct Settings {
     /// The appointment store file (identifier → booking records, for idempotent creates and
     /// patches).
     pub store_path: PathBuf,
+}
+
+/// Whether `name` can name a tenant: 1–40 lower-case letters, digits, `-` and `_`, starting with a
+/// letter or digit. Lower case keeps names apart from FHIR resource types (`Appointment`) in URLs;
+/// `metadata` is taken by the CapabilityStatement and `status` by the status page (which would
+/// collide with a tenant when the FHIR base is the root).
+pub fn is_tenant_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && !matches!(name, "metadata" | "status")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// The environment variable holding a tenant's client secret:
+/// `FSP_TENANTS__<NAME>__SALESFORCE__CLIENT_SECRET`, the name upper-cased with `-` as `_`.
+pub fn tenant_secret_variable(name: &str) -> String {
+    format!(
+        "{ENV_PREFIX}TENANTS__{}__SALESFORCE__CLIENT_SECRET",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// The HTTP listener and FHIR endpoint.
@@ -182,6 +219,17 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 struct FileModel {
     #[serde(default)]
     server: ServerModel,
+    salesforce: Option<SalesforceModel>,
+    mapping: Option<MappingModel>,
+    #[serde(default)]
+    store: StoreModel,
+    #[serde(default)]
+    tenants: std::collections::BTreeMap<String, TenantModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantModel {
     salesforce: SalesforceModel,
     mapping: MappingModel,
     #[serde(default)]
@@ -322,7 +370,11 @@ impl Settings {
             // The secret is read separately so figment never parses it as a number or array.
             // (The filter sees the key before `split` turns `__` into `.`.)
             Env::prefixed(ENV_PREFIX)
-                .filter(|k| !k.as_str().eq_ignore_ascii_case("salesforce__client_secret"))
+                .filter(|k| {
+                    !k.as_str()
+                        .to_ascii_lowercase()
+                        .ends_with("salesforce__client_secret")
+                })
                 .split("__"),
         );
         let file_name = path.display().to_string();
@@ -344,14 +396,13 @@ impl Settings {
                 reason: e.kind.to_string(),
             }
         })?;
-        let secret_from_env = std::env::var(ENV_CLIENT_SECRET).ok();
-        Settings::from_model(model, &file_name, secret_from_env)
+        Settings::from_model(model, &file_name, &|variable| std::env::var(variable).ok())
     }
 
     fn from_model(
         model: FileModel,
         file: &str,
-        secret_from_env: Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let fail = |key: &str, reason: String| ConfigError {
             source_name: file.to_owned(),
@@ -377,166 +428,253 @@ impl Settings {
             ));
         }
 
-        let sf = model.salesforce;
-        let token_url = Url::parse(&sf.token_url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                fail(
+        let server = ServerSettings {
+            listen,
+            base_path,
+            body_limit: model.server.body_limit,
+        };
+        let config_dir = Path::new(file).parent().unwrap_or(Path::new("."));
+        let mut tenants = Vec::new();
+        match (model.salesforce, model.mapping) {
+            (Some(salesforce), Some(mapping)) => tenants.push(tenant_settings(
+                None,
+                salesforce,
+                mapping,
+                model.store,
+                config_dir,
+                env(ENV_CLIENT_SECRET),
+                file,
+            )?),
+            (Some(_), None) => {
+                return Err(fail(
+                    "mapping.file",
+                    "missing: [salesforce] needs a [mapping] file beside it".to_owned(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(fail(
+                    "salesforce",
+                    "missing: [mapping] needs a [salesforce] connection beside it".to_owned(),
+                ));
+            }
+            (None, None) if model.tenants.is_empty() => {
+                return Err(fail(
+                    "salesforce",
+                    "missing: configure one org with [salesforce] and [mapping], or several with \
+                     [tenants.NAME.salesforce] and [tenants.NAME.mapping]"
+                        .to_owned(),
+                ));
+            }
+            (None, None) => {}
+        }
+        for (name, tenant) in model.tenants {
+            if !is_tenant_name(&name) {
+                return Err(fail(
+                    "tenants",
+                    "a tenant name must be 1–40 lower-case letters, digits, - or _ (it is a URL \
+                     segment: {base}/{name}/Appointment), and not `metadata` or `status`"
+                        .to_owned(),
+                ));
+            }
+            let secret = env(&tenant_secret_variable(&name));
+            tenants.push(tenant_settings(
+                Some(name),
+                tenant.salesforce,
+                tenant.mapping,
+                tenant.store,
+                config_dir,
+                secret,
+                file,
+            )?);
+        }
+        Ok(Settings { server, tenants })
+    }
+}
+
+/// One tenant's settings, checked. Keys in errors carry the tenant's prefix
+/// (`tenants.NAME.salesforce.client_id`).
+fn tenant_settings(
+    name: Option<String>,
+    sf: SalesforceModel,
+    mapping: MappingModel,
+    store: StoreModel,
+    config_dir: &Path,
+    secret_from_env: Option<String>,
+    file: &str,
+) -> Result<TenantSettings, ConfigError> {
+    let prefix = name
+        .as_deref()
+        .map(|n| format!("tenants.{n}."))
+        .unwrap_or_default();
+    let secret_variable = name
+        .as_deref()
+        .map_or_else(|| ENV_CLIENT_SECRET.to_owned(), tenant_secret_variable);
+    let fail = |key: &str, reason: String| ConfigError {
+        source_name: file.to_owned(),
+        key: format!("{prefix}{key}"),
+        reason: reason.replace(ENV_CLIENT_SECRET, &secret_variable),
+    };
+    let salesforce = salesforce_settings(sf, secret_from_env, &fail)?;
+    let default_store = match &name {
+        None => DEFAULT_STORE_FILE.to_owned(),
+        Some(n) => format!("appointments-{n}.jsonl"),
+    };
+    Ok(TenantSettings {
+        name,
+        salesforce,
+        mapping_file: mapping.file.relative(),
+        store_path: match store.path {
+            Some(p) => p.relative(),
+            None => config_dir.join(default_store),
+        },
+    })
+}
+
+/// The `[salesforce]` section (of the file or of a tenant), checked.
+fn salesforce_settings(
+    sf: SalesforceModel,
+    secret_from_env: Option<String>,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<SalesforceSettings, ConfigError> {
+    let token_url = Url::parse(&sf.token_url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            fail(
+                "salesforce.token_url",
+                "must be an http(s) URL, e.g. https://mydomain.my.salesforce.com/services/oauth2/token"
+                    .to_owned(),
+            )
+        })?;
+    check_api_version(&sf.api_version).map_err(|r| fail("salesforce.api_version", r))?;
+    if sf.client_id.trim().is_empty() {
+        return Err(fail("salesforce.client_id", "is empty".to_owned()));
+    }
+    if sf.client_secret.is_some() {
+        return Err(fail(
+            "salesforce.client_secret",
+            format!(
+                "secrets are not read from the configuration file; set {ENV_CLIENT_SECRET} or \
+                 salesforce.client_secret_file"
+            ),
+        ));
+    }
+    if sf.private_key.is_some() {
+        return Err(fail(
+            "salesforce.private_key",
+            "keys are not read from the configuration file; name the PEM file with \
+             salesforce.private_key_file"
+                .to_owned(),
+        ));
+    }
+    let auth = match sf.auth {
+        AuthModel::ClientCredentials => {
+            if sf.private_key_file.is_some() || sf.username.is_some() {
+                return Err(fail(
+                    "salesforce.auth",
+                    "username and private_key_file are used only by auth = \"jwt_bearer\"; \
+                     set it, or remove them for the client credentials flow"
+                        .to_owned(),
+                ));
+            }
+            // Salesforce serves this flow only on the org's own host (salesforce-api.md §3.3).
+            if matches!(
+                token_url.host_str(),
+                Some("login.salesforce.com" | "test.salesforce.com")
+            ) {
+                return Err(fail(
                     "salesforce.token_url",
-                    "must be an http(s) URL, e.g. https://mydomain.my.salesforce.com/services/oauth2/token"
+                    "the client credentials flow is refused on login.salesforce.com and \
+                     test.salesforce.com; use the org's My Domain host, e.g. \
+                     https://mydomain.my.salesforce.com/services/oauth2/token"
+                        .to_owned(),
+                ));
+            }
+            SalesforceAuth::ClientCredentials {
+                client_secret: read_client_secret(secret_from_env, sf.client_secret_file, &fail)?,
+            }
+        }
+        AuthModel::JwtBearer => {
+            if sf.client_secret_file.is_some() {
+                return Err(fail(
+                    "salesforce.client_secret_file",
+                    "the JWT bearer flow uses no client secret; remove it".to_owned(),
+                ));
+            }
+            let username = sf
+                .username
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| {
+                    fail(
+                        "salesforce.username",
+                        "missing: auth = \"jwt_bearer\" needs the Salesforce username \
+                         the tokens are for"
+                            .to_owned(),
+                    )
+                })?;
+            let audience = check_audience(&sf.audience).ok_or_else(|| {
+                fail(
+                    "salesforce.audience",
+                    format!(
+                        "must be an http(s) URL: {DEFAULT_AUDIENCE}, \
+                             https://test.salesforce.com for sandboxes, or the My Domain URL"
+                    ),
+                )
+            })?;
+            let file = sf.private_key_file.ok_or_else(|| {
+                fail(
+                    "salesforce.private_key_file",
+                    "missing: auth = \"jwt_bearer\" needs the PEM file of the RSA key whose \
+                     certificate is uploaded to the connected app"
                         .to_owned(),
                 )
             })?;
-        check_api_version(&sf.api_version).map_err(|r| fail("salesforce.api_version", r))?;
-        if sf.client_id.trim().is_empty() {
-            return Err(fail("salesforce.client_id", "is empty".to_owned()));
+            let private_key = PrivateKey::from_file(&file.relative())
+                .map_err(|e| fail("salesforce.private_key_file", e.to_string()))?;
+            SalesforceAuth::JwtBearer(JwtBearerSettings {
+                username,
+                audience,
+                private_key,
+            })
         }
-        if sf.client_secret.is_some() {
-            return Err(fail(
-                "salesforce.client_secret",
-                format!(
-                    "secrets are not read from the configuration file; set {ENV_CLIENT_SECRET} or \
-                     salesforce.client_secret_file"
-                ),
-            ));
+    };
+    for (key, value) in [
+        ("salesforce.token_lifetime_secs", sf.token_lifetime_secs),
+        ("salesforce.connect_timeout_ms", sf.connect_timeout_ms),
+        ("salesforce.request_timeout_ms", sf.request_timeout_ms),
+    ] {
+        if value == 0 {
+            return Err(fail(key, "must be more than 0".to_owned()));
         }
-        if sf.private_key.is_some() {
-            return Err(fail(
-                "salesforce.private_key",
-                "keys are not read from the configuration file; name the PEM file with \
-                 salesforce.private_key_file"
-                    .to_owned(),
-            ));
-        }
-        let auth = match sf.auth {
-            AuthModel::ClientCredentials => {
-                if sf.private_key_file.is_some() || sf.username.is_some() {
-                    return Err(fail(
-                        "salesforce.auth",
-                        "username and private_key_file are used only by auth = \"jwt_bearer\"; \
-                         set it, or remove them for the client credentials flow"
-                            .to_owned(),
-                    ));
-                }
-                // Salesforce serves this flow only on the org's own host (salesforce-api.md §3.3).
-                if matches!(
-                    token_url.host_str(),
-                    Some("login.salesforce.com" | "test.salesforce.com")
-                ) {
-                    return Err(fail(
-                        "salesforce.token_url",
-                        "the client credentials flow is refused on login.salesforce.com and \
-                         test.salesforce.com; use the org's My Domain host, e.g. \
-                         https://mydomain.my.salesforce.com/services/oauth2/token"
-                            .to_owned(),
-                    ));
-                }
-                SalesforceAuth::ClientCredentials {
-                    client_secret: read_client_secret(
-                        secret_from_env,
-                        sf.client_secret_file,
-                        &fail,
-                    )?,
-                }
-            }
-            AuthModel::JwtBearer => {
-                if sf.client_secret_file.is_some() {
-                    return Err(fail(
-                        "salesforce.client_secret_file",
-                        "the JWT bearer flow uses no client secret; remove it".to_owned(),
-                    ));
-                }
-                let username = sf
-                    .username
-                    .filter(|u| !u.trim().is_empty())
-                    .ok_or_else(|| {
-                        fail(
-                            "salesforce.username",
-                            "missing: auth = \"jwt_bearer\" needs the Salesforce username \
-                             the tokens are for"
-                                .to_owned(),
-                        )
-                    })?;
-                let audience = check_audience(&sf.audience).ok_or_else(|| {
-                    fail(
-                        "salesforce.audience",
-                        format!(
-                            "must be an http(s) URL: {DEFAULT_AUDIENCE}, \
-                                 https://test.salesforce.com for sandboxes, or the My Domain URL"
-                        ),
-                    )
-                })?;
-                let file = sf.private_key_file.ok_or_else(|| {
-                    fail(
-                        "salesforce.private_key_file",
-                        "missing: auth = \"jwt_bearer\" needs the PEM file of the RSA key whose \
-                         certificate is uploaded to the connected app"
-                            .to_owned(),
-                    )
-                })?;
-                let private_key = PrivateKey::from_file(&file.relative())
-                    .map_err(|e| fail("salesforce.private_key_file", e.to_string()))?;
-                SalesforceAuth::JwtBearer(JwtBearerSettings {
-                    username,
-                    audience,
-                    private_key,
-                })
-            }
-        };
-        for (key, value) in [
-            ("salesforce.token_lifetime_secs", sf.token_lifetime_secs),
-            ("salesforce.connect_timeout_ms", sf.connect_timeout_ms),
-            ("salesforce.request_timeout_ms", sf.request_timeout_ms),
-        ] {
-            if value == 0 {
-                return Err(fail(key, "must be more than 0".to_owned()));
-            }
-        }
-        if sf.max_concurrent_requests == 0 {
-            return Err(fail(
-                "salesforce.max_concurrent_requests",
-                "must be more than 0".to_owned(),
-            ));
-        }
-        if sf.throttle_max_backoff_secs < sf.throttle_retry_after_secs {
-            return Err(fail(
-                "salesforce.throttle_max_backoff_secs",
-                "must be at least salesforce.throttle_retry_after_secs".to_owned(),
-            ));
-        }
-
-        Ok(Settings {
-            server: ServerSettings {
-                listen,
-                base_path,
-                body_limit: model.server.body_limit,
-            },
-            salesforce: SalesforceSettings {
-                token_url,
-                api_version: sf.api_version,
-                client_id: sf.client_id,
-                auth,
-                token_lifetime: Duration::from_secs(sf.token_lifetime_secs),
-                token_failure_backoff: Duration::from_millis(sf.token_failure_backoff_ms),
-                token_refresh_ahead: sf.token_refresh_ahead,
-                connect_timeout: Duration::from_millis(sf.connect_timeout_ms),
-                request_timeout: Duration::from_millis(sf.request_timeout_ms),
-                throttle_retry_after: Duration::from_secs(sf.throttle_retry_after_secs),
-                throttle_max_backoff: Duration::from_secs(sf.throttle_max_backoff_secs),
-                max_concurrent_requests: sf.max_concurrent_requests,
-                queue_timeout: Duration::from_millis(sf.queue_timeout_ms),
-            },
-            mapping_file: model.mapping.file.relative(),
-            store_path: match model.store.path {
-                Some(p) => p.relative(),
-                None => Path::new(file)
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(DEFAULT_STORE_FILE),
-            },
-        })
     }
+    if sf.max_concurrent_requests == 0 {
+        return Err(fail(
+            "salesforce.max_concurrent_requests",
+            "must be more than 0".to_owned(),
+        ));
+    }
+    if sf.throttle_max_backoff_secs < sf.throttle_retry_after_secs {
+        return Err(fail(
+            "salesforce.throttle_max_backoff_secs",
+            "must be at least salesforce.throttle_retry_after_secs".to_owned(),
+        ));
+    }
+
+    Ok(SalesforceSettings {
+        token_url,
+        api_version: sf.api_version,
+        client_id: sf.client_id,
+        auth,
+        token_lifetime: Duration::from_secs(sf.token_lifetime_secs),
+        token_failure_backoff: Duration::from_millis(sf.token_failure_backoff_ms),
+        token_refresh_ahead: sf.token_refresh_ahead,
+        connect_timeout: Duration::from_millis(sf.connect_timeout_ms),
+        request_timeout: Duration::from_millis(sf.request_timeout_ms),
+        throttle_retry_after: Duration::from_secs(sf.throttle_retry_after_secs),
+        throttle_max_backoff: Duration::from_secs(sf.throttle_max_backoff_secs),
+        max_concurrent_requests: sf.max_concurrent_requests,
+        queue_timeout: Duration::from_millis(sf.queue_timeout_ms),
+    })
 }
 
 /// The consumer secret from the environment or from `salesforce.client_secret_file`.
@@ -628,21 +766,27 @@ mod tests {
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.base_path, "/fhir");
         assert_eq!(s.server.body_limit, 1024 * 1024);
-        assert_eq!(s.salesforce.api_version, "65.0");
-        match &s.salesforce.auth {
+        assert_eq!(s.tenants[0].salesforce.api_version, "65.0");
+        match &s.tenants[0].salesforce.auth {
             SalesforceAuth::ClientCredentials { client_secret } => {
                 assert_eq!(client_secret.expose_secret(), "s3cr3t");
             }
             other => panic!("expected client credentials, got {other:?}"),
         }
         assert_eq!(
-            s.salesforce.token_failure_backoff,
+            s.tenants[0].salesforce.token_failure_backoff,
             Duration::from_millis(5000)
         );
-        assert!(!s.salesforce.token_refresh_ahead);
-        assert_eq!(s.salesforce.token_lifetime, Duration::from_secs(3600));
-        assert_eq!(s.mapping_file, dir.path().join("mapping.toml"));
-        assert_eq!(s.store_path, dir.path().join("appointments.jsonl"));
+        assert!(!s.tenants[0].salesforce.token_refresh_ahead);
+        assert_eq!(
+            s.tenants[0].salesforce.token_lifetime,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(s.tenants[0].mapping_file, dir.path().join("mapping.toml"));
+        assert_eq!(
+            s.tenants[0].store_path,
+            dir.path().join("appointments.jsonl")
+        );
     }
 
     #[test]
@@ -729,7 +873,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_test_key(dir.path());
         let path = write(dir.path(), "proxy.toml", JWT_MINIMAL);
-        let s = Settings::load(&path).unwrap().salesforce;
+        let s = Settings::load(&path).unwrap().tenants.remove(0).salesforce;
         let SalesforceAuth::JwtBearer(jwt) = &s.auth else {
             panic!("expected jwt_bearer, got {:?}", s.auth);
         };
@@ -762,7 +906,7 @@ mod tests {
              token_refresh_ahead = true\n[mapping]",
         );
         let path = write(dir.path(), "proxy.toml", &extra);
-        let s = Settings::load(&path).unwrap().salesforce;
+        let s = Settings::load(&path).unwrap().tenants.remove(0).salesforce;
         let SalesforceAuth::JwtBearer(jwt) = &s.auth else {
             panic!("expected jwt_bearer");
         };
@@ -872,6 +1016,115 @@ mod tests {
         assert_eq!(normalize_base_path("/fhir/").as_deref(), Some("/fhir"));
         assert_eq!(normalize_base_path("/").as_deref(), Some(""));
         assert_eq!(normalize_base_path("fhir"), None);
+    }
+
+    const TWO_TENANTS: &str = "[tenants.north.salesforce]\n\
+        token_url = \"https://north.my.salesforce.com/services/oauth2/token\"\n\
+        client_id = \"north-app\"\nclient_secret_file = \"north.secret\"\n\
+        [tenants.north.mapping]\nfile = \"north.toml\"\n\
+        [tenants.south-2.salesforce]\n\
+        token_url = \"https://south.my.salesforce.com/services/oauth2/token\"\n\
+        client_id = \"south-app\"\n\
+        [tenants.south-2.mapping]\nfile = \"south.toml\"\n\
+        [tenants.south-2.store]\npath = \"south-store.jsonl\"\n";
+
+    fn from_text(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let model: FileModel = Figment::from(Toml::string(text)).extract().unwrap();
+        Settings::from_model(model, "/etc/fsp/proxy.toml", env)
+    }
+
+    #[test]
+    fn tenants_have_their_own_connection_mapping_store_and_secret_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "north.secret", "n0rth\n");
+        let path = write(dir.path(), "proxy.toml", TWO_TENANTS);
+        // The south secret comes from its own variable (checked through `from_model`, so the
+        // test does not touch the process environment).
+        let model: FileModel = Figment::from(Toml::file(&path)).extract().unwrap();
+        let env = |variable: &str| {
+            (variable == "FSP_TENANTS__SOUTH_2__SALESFORCE__CLIENT_SECRET")
+                .then(|| "s0uth".to_owned())
+        };
+        let s = Settings::from_model(model, &path.display().to_string(), &env).unwrap();
+        let names: Vec<Option<&str>> = s.tenants.iter().map(|t| t.name.as_deref()).collect();
+        assert_eq!(names, [Some("north"), Some("south-2")]);
+        let secret = |t: &TenantSettings| match &t.salesforce.auth {
+            SalesforceAuth::ClientCredentials { client_secret } => {
+                client_secret.expose_secret().to_owned()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(secret(&s.tenants[0]), "n0rth");
+        assert_eq!(secret(&s.tenants[1]), "s0uth");
+        assert_eq!(s.tenants[1].salesforce.client_id, "south-app");
+        assert_eq!(s.tenants[0].mapping_file, dir.path().join("north.toml"));
+        assert_eq!(
+            s.tenants[0].store_path,
+            dir.path().join("appointments-north.jsonl")
+        );
+        assert_eq!(
+            s.tenants[1].store_path,
+            dir.path().join("south-store.jsonl")
+        );
+        assert_eq!(
+            tenant_secret_variable("south-2"),
+            "FSP_TENANTS__SOUTH_2__SALESFORCE__CLIENT_SECRET"
+        );
+
+        // An unnamed tenant beside named ones comes first.
+        let both = format!("{MINIMAL}{TWO_TENANTS}");
+        let s = from_text(&both, &|_| Some("x".to_owned())).unwrap();
+        let names: Vec<Option<&str>> = s.tenants.iter().map(|t| t.name.as_deref()).collect();
+        assert_eq!(names, [None, Some("north"), Some("south-2")]);
+    }
+
+    #[test]
+    fn tenant_errors_name_the_tenant_key_and_its_own_secret_variable() {
+        let err = from_text(TWO_TENANTS, &|_| None).unwrap_err();
+        // North's secret file does not exist here; the first problem is reported with its key.
+        assert_eq!(
+            err.key, "tenants.north.salesforce.client_secret_file",
+            "{err}"
+        );
+        // North's variable wins over its file; south has neither.
+        let err = from_text(TWO_TENANTS, &|v| {
+            v.contains("NORTH").then(|| "n".to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(err.key, "tenants.south-2.salesforce.client_secret", "{err}");
+        assert!(
+            err.reason
+                .contains("FSP_TENANTS__SOUTH_2__SALESFORCE__CLIENT_SECRET"),
+            "{err}"
+        );
+        let err = from_text(
+            &TWO_TENANTS.replace("client_secret_file = \"north.secret\"\n", ""),
+            &|v| v.contains("SOUTH").then(|| "s".to_owned()),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "tenants.north.salesforce.client_secret");
+        assert!(
+            err.reason
+                .contains("FSP_TENANTS__NORTH__SALESFORCE__CLIENT_SECRET"),
+            "{err}"
+        );
+        for bad in ["North", "metadata", "-x", "a/b"] {
+            let text = TWO_TENANTS.replace("tenants.north.", &format!("tenants.\"{bad}\"."));
+            let err = from_text(&text, &|_| Some("s".to_owned())).unwrap_err();
+            assert_eq!(err.key, "tenants", "{bad}: {err}");
+        }
+        let err = from_text("[server]\nlisten = \"127.0.0.1:1\"\n", &|_| None).unwrap_err();
+        assert_eq!(err.key, "salesforce");
+        assert!(err.reason.contains("[tenants.NAME"), "{err}");
+        let err = from_text(
+            &MINIMAL.replace("[mapping]\nfile = \"mapping.toml\"\n", ""),
+            &|_| Some("s".to_owned()),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "mapping.file");
     }
 
     #[test]

@@ -11,6 +11,13 @@ use crate::store::StoreError;
 /// Everything that can go wrong with a FHIR request.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// The URL names a tenant this proxy does not serve (`named`), or names none and there is
+    /// no tenant at the FHIR base.
+    #[error("unknown tenant")]
+    UnknownTenant {
+        /// Whether the URL named a tenant.
+        named: bool,
+    },
     /// The request's Content-Type cannot be read.
     #[error("unsupported media type")]
     UnsupportedMediaType(Issue),
@@ -107,6 +114,20 @@ impl ProxyError {
             ProxyError::Unprocessable(issues) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, issues.clone(), None)
             }
+            ProxyError::UnknownTenant { named } => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::general(
+                    IssueCode::NotFound,
+                    if *named {
+                        "this proxy serves no tenant of that name: see the tenants in its \
+                         configuration ({base}/{tenant}/Appointment)"
+                    } else {
+                        "this proxy serves several tenants and none at the base itself: use \
+                         {base}/{tenant}/Appointment"
+                    },
+                )],
+                None,
+            ),
             ProxyError::NotFound => (
                 StatusCode::NOT_FOUND,
                 vec![Issue::general(

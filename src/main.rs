@@ -11,7 +11,7 @@ use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
 use fhir_salesforce_proxy::mapping::{EXAMPLE_MAPPING, Mapping};
 use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
-use fhir_salesforce_proxy::server::Application;
+use fhir_salesforce_proxy::server::{Application, Tenant};
 use fhir_salesforce_proxy::store::{FileStore, MemoryStore};
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
 use fhir_salesforce_proxy::translation::translate;
@@ -94,12 +94,28 @@ fn main() -> ExitCode {
 
 fn serve(config: &Path) -> Result<(), String> {
     let settings = Settings::load(config).map_err(|e| e.to_string())?;
-    let mapping = Mapping::load(&settings.mapping_file).map_err(|e| e.to_string())?;
-    let store = FileStore::open(&settings.store_path).map_err(|e| e.to_string())?;
+    let mut tenants = Vec::with_capacity(settings.tenants.len());
+    for tenant in settings.tenants {
+        // Every mapping and store is checked before the proxy listens: a bad one stops start-up.
+        let name = tenant
+            .name
+            .as_deref()
+            .map(|n| format!("tenant {n}: "))
+            .unwrap_or_default();
+        let mapping = Mapping::load(&tenant.mapping_file).map_err(|e| format!("{name}{e}"))?;
+        let store = FileStore::open(&tenant.store_path).map_err(|e| format!("{name}{e}"))?;
+        tenants.push(Tenant {
+            name: tenant.name,
+            salesforce: tenant.salesforce,
+            mapping,
+            store: Arc::new(store),
+        });
+    }
+    let names: Vec<String> = tenants.iter().filter_map(|t| t.name.clone()).collect();
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(&settings.server, settings.salesforce, mapping, Arc::new(store))
+        let app = Application::build(&settings.server, tenants)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.listen))?;
-        tracing::info!(listen = %settings.server.listen, base = %settings.server.base_path, "proxy started");
+        tracing::info!(listen = %settings.server.listen, base = %settings.server.base_path, tenants = ?names, "proxy started");
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }
@@ -120,7 +136,13 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
         let server = ServerSettings::with_defaults(listen);
         // The demo's sandbox forgets everything when it stops, so its store lives in memory too.
         let store = Arc::new(MemoryStore::default());
-        let app = Application::build(&server, salesforce, mapping, store).map_err(|e| {
+        let tenant = Tenant {
+            name: None,
+            salesforce,
+            mapping,
+            store,
+        };
+        let app = Application::build(&server, vec![tenant]).map_err(|e| {
             format!("cannot listen on {listen}: {e} (choose another with --listen)")
         })?;
         println!(

@@ -10,10 +10,23 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{SalesforceSettings, ServerSettings};
+use crate::http::tenant::Tenants;
 use crate::http::{self, AppState, RedactingRootSpan};
 use crate::mapping::Mapping;
 use crate::salesforce::SalesforceClient;
 use crate::store::AppointmentStore;
+
+/// One org as the server runs it: its connection settings, its checked mapping and its store.
+pub struct Tenant {
+    /// `None` for the tenant at the FHIR base itself, else the URL segment after it.
+    pub name: Option<String>,
+    /// The Salesforce connection.
+    pub salesforce: SalesforceSettings,
+    /// The checked mapping.
+    pub mapping: Mapping,
+    /// The appointment store.
+    pub store: Arc<dyn AppointmentStore>,
+}
 
 /// A bound, not yet running proxy.
 pub struct Application {
@@ -26,14 +39,9 @@ impl Application {
     ///
     /// # Errors
     /// When the address cannot be bound or the HTTP client cannot be built.
-    pub fn build(
-        server: &ServerSettings,
-        salesforce: SalesforceSettings,
-        mapping: Mapping,
-        store: Arc<dyn AppointmentStore>,
-    ) -> std::io::Result<Application> {
+    pub fn build(server: &ServerSettings, tenants: Vec<Tenant>) -> std::io::Result<Application> {
         let listener = TcpListener::bind(server.listen)?;
-        Application::with_listener(listener, server, salesforce, mapping, store)
+        Application::with_tenants(listener, server, tenants)
     }
 
     /// Builds the proxy on an already bound listener (tests bind port 0).
@@ -47,25 +55,57 @@ impl Application {
         mapping: Mapping,
         store: Arc<dyn AppointmentStore>,
     ) -> std::io::Result<Application> {
-        let port = listener.local_addr()?.port();
-        // One client for the whole process: its connection pool is shared by every worker.
-        let http_client =
-            SalesforceClient::http_client(&salesforce).map_err(std::io::Error::other)?;
-        let state = web::Data::new(AppState {
-            mapping: Arc::new(mapping),
-            salesforce: SalesforceClient::new(http_client, salesforce),
-            body_limit: server.body_limit,
-            base_path: server.base_path.clone(),
+        let tenant = Tenant {
+            name: None,
+            salesforce,
+            mapping,
             store,
-            in_flight: Default::default(),
-        });
+        };
+        Application::with_tenants(listener, server, vec![tenant])
+    }
+
+    /// Builds the proxy for several orgs on an already bound listener: the unnamed tenant (if
+    /// any) at the FHIR base, each named one at `{base}/{name}`, each with its own Salesforce
+    /// client (token cache, limits) and mapping.
+    ///
+    /// # Errors
+    /// When an HTTP client cannot be built or the listener cannot be used.
+    pub fn with_tenants(
+        listener: TcpListener,
+        server: &ServerSettings,
+        tenants: Vec<Tenant>,
+    ) -> std::io::Result<Application> {
+        let port = listener.local_addr()?.port();
+        let mut registry = Tenants::default();
+        for tenant in tenants {
+            // One HTTP client per org, shared by every worker: its timeouts are the org's own, and
+            // connections to different orgs' hosts would never share a pool anyway.
+            let http_client =
+                SalesforceClient::http_client(&tenant.salesforce).map_err(std::io::Error::other)?;
+            let base_path = match &tenant.name {
+                None => server.base_path.clone(),
+                Some(name) => format!("{}/{name}", server.base_path),
+            };
+            registry.insert(
+                tenant.name,
+                Arc::new(AppState {
+                    mapping: Arc::new(tenant.mapping),
+                    salesforce: SalesforceClient::new(http_client, tenant.salesforce),
+                    body_limit: server.body_limit,
+                    base_path,
+                    store: tenant.store,
+                    in_flight: Default::default(),
+                }),
+            );
+        }
+        let registry = web::Data::new(registry);
         let base_path = server.base_path.clone();
         let server = HttpServer::new(move || {
             let base_path = base_path.clone();
             App::new()
                 .wrap(from_fn(http::request_id_header))
                 .wrap(TracingLogger::<RedactingRootSpan>::new())
-                .app_data(state.clone())
+                .app_data(registry.clone())
                 .configure(|cfg| http::configure(cfg, &base_path))
                 .default_service(web::to(http::not_found))
         })

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 
 use super::AppState;
 use super::response::{self, Rendering, ReturnPreference};
+use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -54,11 +55,7 @@ impl Done {
 /// `POST [base]/Appointment`: books the Appointment unless one with the same business identifier
 /// (from `If-None-Exist`, else from the resource) was booked before.
 #[tracing::instrument(name = "fhir.create_appointment", skip_all)]
-pub async fn create(
-    request: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn create(request: HttpRequest, payload: web::Payload, state: Tenant) -> HttpResponse {
     let (body_format, rendering) = match response::formats(&request) {
         Ok(formats) => formats,
         Err(answer) => return *answer,
@@ -84,7 +81,7 @@ pub async fn update(
     request: HttpRequest,
     payload: web::Payload,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    state: Tenant,
 ) -> HttpResponse {
     let (body_format, rendering) = match response::formats(&request) {
         Ok(formats) => formats,
@@ -107,7 +104,7 @@ pub async fn patch(
     request: HttpRequest,
     payload: web::Payload,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    state: Tenant,
 ) -> HttpResponse {
     let content_type = request
         .headers()

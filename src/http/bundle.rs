@@ -21,6 +21,7 @@ use super::appointment::{
     Done, create_interaction, location, patch_interaction, read_body, remember, update_interaction,
 };
 use super::response::{self, Rendering, ReturnPreference};
+use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
@@ -49,11 +50,7 @@ enum Interaction {
 
 /// Processes a batch or transaction Bundle.
 #[tracing::instrument(name = "fhir.bundle", skip_all)]
-pub async fn process(
-    request: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn process(request: HttpRequest, payload: web::Payload, state: Tenant) -> HttpResponse {
     let (body_format, rendering) = match response::formats(&request) {
         Ok(formats) => formats,
         Err(answer) => return *answer,

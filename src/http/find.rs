@@ -15,6 +15,7 @@ use super::appointment::read_body;
 use super::metadata::base_url;
 use super::response;
 use super::slot::{mapping_error, pending_or_problems};
+use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::parameters::read_parameters;
 use crate::mapping::find::{
@@ -30,11 +31,7 @@ use crate::salesforce::lookup;
 /// 415/413 for a body that cannot be read, 422 when a practitioner has no Salesforce id or the
 /// mapping cannot choose a work type or codes; Salesforce's own failures as for a booking.
 #[tracing::instrument(name = "fhir.find_appointments", skip_all)]
-pub async fn find(
-    request: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn find(request: HttpRequest, payload: web::Payload, state: Tenant) -> HttpResponse {
     let (body_format, rendering) = match response::formats(&request) {
         Ok(formats) => formats,
         Err(answer) => return *answer,

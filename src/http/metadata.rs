@@ -5,10 +5,10 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 
-use super::AppState;
 use super::response::{self, query_param};
+use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::capability;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -16,10 +16,7 @@ use crate::fhir::outcome::{Issue, IssueCode};
 /// Answers the CapabilityStatement of this server: 200 in the format `_format` or `Accept` asks
 /// for (406 when neither can be met), with a weak `ETag` (the same content in JSON and XML is the
 /// same statement), and 304 when `If-None-Match` already names it.
-pub async fn capability_statement(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn capability_statement(request: HttpRequest, state: Tenant) -> HttpResponse {
     let rendering = match response::negotiate(&request, None) {
         Ok(rendering) => rendering,
         Err((error, rendering)) => return response::error(&error, rendering),

@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod response;
 pub mod slot;
 pub mod status;
+pub mod tenant;
 pub mod validate;
 
 use std::sync::Arc;
@@ -42,50 +43,68 @@ pub struct AppState {
     pub in_flight: appointment::InFlight,
 }
 
-/// Registers the FHIR routes under `base_path`.
+/// Registers the FHIR routes under `base_path` (the unnamed tenant) and under
+/// `{base_path}/{tenant}` (named tenants).
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
     cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
-    cfg.service(
-        web::scope(base_path)
-            .service(
-                web::resource("/metadata")
-                    .route(web::get().to(metadata::capability_statement))
-                    .default_service(not_allowed("GET")),
-            )
-            // Before `/Appointment/{id}`, which would otherwise take `$validate` and `$find` for ids.
-            .service(
-                web::resource("/Appointment/$validate")
-                    .route(web::post().to(validate::validate))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/Appointment/$find")
-                    .route(web::get().to(find::find))
-                    .route(web::post().to(find::find))
-                    .default_service(not_allowed("GET, POST")),
-            )
-            .service(
-                web::resource("/Appointment")
-                    .route(web::post().to(appointment::create))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/Appointment/{id}")
-                    .route(web::put().to(appointment::update))
-                    .route(web::patch().to(appointment::patch))
-                    .default_service(not_allowed("PUT, PATCH")),
-            )
-            .service(
-                web::resource("/Slot")
-                    .route(web::get().to(slot::search))
-                    .default_service(not_allowed("GET")),
-            )
-            .service(
-                web::resource(["", "/"])
-                    .route(web::post().to(bundle::process))
-                    .default_service(not_allowed("POST")),
-            ),
-    );
+    // Named tenants are a scope inside the base, after the unnamed tenant's routes: actix tries
+    // a scope's services in order, and a tenant segment must not take `Appointment` in
+    // `/fhir/Appointment/{id}`. (Two sibling scopes would not do: once `/fhir` matches, its
+    // scope answers alone.)
+    let named = fhir_routes(web::scope(&format!("/{{{}}}", tenant::TENANT_SEGMENT)));
+    cfg.service(fhir_routes(web::scope(base_path)).service(named));
+}
+
+/// The FHIR interactions of one tenant.
+fn fhir_routes<T>(scope: actix_web::Scope<T>) -> actix_web::Scope<T>
+where
+    T: actix_web::dev::ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+{
+    scope
+        .service(
+            web::resource("/metadata")
+                .route(web::get().to(metadata::capability_statement))
+                .default_service(not_allowed("GET")),
+        )
+        // Before `/Appointment/{id}`, which would otherwise take `$validate` and `$find` for ids.
+        .service(
+            web::resource("/Appointment/$validate")
+                .route(web::post().to(validate::validate))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/Appointment/$find")
+                .route(web::get().to(find::find))
+                .route(web::post().to(find::find))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/Appointment")
+                .route(web::post().to(appointment::create))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/Appointment/{id}")
+                .route(web::put().to(appointment::update))
+                .route(web::patch().to(appointment::patch))
+                .default_service(not_allowed("PUT, PATCH")),
+        )
+        .service(
+            web::resource("/Slot")
+                .route(web::get().to(slot::search))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource(["", "/"])
+                .route(web::post().to(bundle::process))
+                .default_service(not_allowed("POST")),
+        )
 }
 
 /// A FHIR 404 for every path the proxy does not serve (instead of actix's empty 404).

@@ -5,12 +5,13 @@
 //! Bundle in the negotiated format.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use fhirbolt::model::r4::resources::Bundle;
 
 use super::AppState;
 use super::metadata::base_url;
 use super::response;
+use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::mapping::lookup::is_pending_lookup;
@@ -27,7 +28,7 @@ use crate::salesforce::lookup;
 /// actor has no Salesforce id or the mapping cannot choose a work type or codes; Salesforce's own
 /// failures as for a booking.
 #[tracing::instrument(name = "fhir.search_slots", skip_all)]
-pub async fn search(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn search(request: HttpRequest, state: Tenant) -> HttpResponse {
     let rendering = match response::negotiate(&request, None) {
         Ok(r) => r,
         Err((error, rendering)) => return response::error(&error, rendering),

@@ -1,14 +1,14 @@
 //! `GET /status`: the state of the proxy's connection to Salesforce, as plain JSON, at the root of
 //! the server (not under the FHIR base: it is not a FHIR resource).
 //!
-//! For the org: the API usage Salesforce last reported (`Sforce-Limit-Info`), whether the proxy is
+//! For each org (tenant): the API usage Salesforce last reported (`Sforce-Limit-Info`), whether the proxy is
 //! holding requests back after a throttle and until when, and the calls in flight. It holds no
 //! patient data, no secrets and no Salesforce hostnames, so it can be scraped by monitoring.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::AppState;
+use super::tenant::Tenants;
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::limits::LimitsSnapshot;
 
@@ -27,14 +27,20 @@ pub struct OrgEntry {
     pub status: LimitsSnapshot,
 }
 
-/// `GET /status`: `{"orgs":[…]}` with one [`OrgEntry`] per org served.
-pub async fn status(state: web::Data<AppState>) -> HttpResponse {
-    let org = OrgEntry {
-        fhir_base: state.base_path.clone(),
-        status: org_status(&state.salesforce),
-    };
+/// `GET /status`: `{"orgs":[…]}` with one [`OrgEntry`] per tenant served, the unnamed one first.
+pub async fn status(tenants: web::Data<Tenants>) -> HttpResponse {
+    let orgs: Vec<OrgEntry> = tenants
+        .default_state()
+        .iter()
+        .map(|state| state.as_ref())
+        .chain(tenants.named().map(|(_, state)| state.as_ref()))
+        .map(|state| OrgEntry {
+            fhir_base: state.base_path.clone(),
+            status: org_status(&state.salesforce),
+        })
+        .collect();
     HttpResponse::Ok()
         // Always the state now, never a cached copy.
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "orgs": [org] }))
+        .json(serde_json::json!({ "orgs": orgs }))
 }

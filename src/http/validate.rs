@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::AppState;
 use super::appointment::read_body;
 use super::response::{self, query_param};
+use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -50,11 +51,7 @@ pub const LOOKUPS_PENDING_DIAGNOSTICS: &str = "the Appointment passes the R4 rul
 /// receive, so a mapping author sees the effect of a mapping. That second issue echoes the
 /// sender's own data back to the sender only; it is never logged.
 #[tracing::instrument(name = "fhir.validate_appointment", skip_all)]
-pub async fn validate(
-    request: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn validate(request: HttpRequest, payload: web::Payload, state: Tenant) -> HttpResponse {
     let (body_format, rendering) = match response::formats(&request) {
         Ok(formats) => formats,
         Err(answer) => return *answer,

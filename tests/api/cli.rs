@@ -230,6 +230,64 @@ async fn serve_books_through_a_configured_org_with_environment_overrides() {
 }
 
 #[tokio::test]
+async fn serve_books_for_a_named_tenant_with_its_own_secret_variable() {
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo("mappings/example.toml"),
+        dir.path().join("mapping.toml"),
+    )
+    .unwrap();
+    let config = dir.path().join("proxy.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [tenants.east-1.salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
+             [tenants.east-1.mapping]\nfile = \"mapping.toml\"\n",
+            sandbox.token_url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env(
+            "FSP_TENANTS__EAST_1__SALESFORCE__CLIENT_SECRET",
+            "sandbox-secret",
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _running = Running(child);
+    let log = wait_for_line(stderr, "proxy started").await;
+    assert!(log.contains("east-1"), "the tenants are logged: {log}");
+    assert!(!log.contains("sandbox-secret"), "{log}");
+
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/fhir/east-1/Appointment"))
+        .header("Content-Type", "application/fhir+json")
+        .body(example_appointment().to_string())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 201);
+    let id = sandbox.bookings()[0].id.clone();
+    assert_eq!(
+        response.headers()["location"],
+        format!("/fhir/east-1/Appointment/{id}").as_str()
+    );
+    // The tenant's store file sits beside the configuration.
+    assert!(dir.path().join("appointments-east-1.jsonl").is_file());
+}
+
+#[tokio::test]
 async fn demo_prints_a_curl_line_that_books_the_example() {
     let port = free_port();
     let mut child = Command::new(BIN)

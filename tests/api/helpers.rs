@@ -204,3 +204,39 @@ pub fn assert_outcome(body: &Value, code: &str, expression: Option<&str>) {
         "no issue with code {code} at {expression:?} in {body}"
     );
 }
+
+/// Starts the proxy on port 0 serving several tenants (`None`: the one at the FHIR base), each
+/// with its own Salesforce settings, mapping and in-memory store.
+pub fn spawn_tenants(tenants: Vec<(Option<&str>, SalesforceSettings, Mapping)>) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ServerSettings::with_defaults(listener.local_addr().unwrap());
+    let tenants = tenants
+        .into_iter()
+        .map(
+            |(name, salesforce, mapping)| fhir_salesforce_proxy::server::Tenant {
+                name: name.map(str::to_owned),
+                salesforce,
+                mapping,
+                store: std::sync::Arc::new(fhir_salesforce_proxy::store::MemoryStore::default()),
+            },
+        )
+        .collect();
+    let app = Application::with_tenants(listener, &server, tenants).unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        handle,
+    }
+}
+
+/// A sandbox with default settings on a free loopback port.
+pub fn start_sandbox() -> Sandbox {
+    Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap()
+}

@@ -13,5 +13,6 @@ mod lookups;
 mod metadata;
 mod salesforce_auth;
 mod slots;
+mod tenants;
 mod throttling;
 mod validate;
