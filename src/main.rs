@@ -14,7 +14,7 @@ use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::{Application, Tenant};
 use fhir_salesforce_proxy::store::{FileStore, MemoryStore};
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
-use fhir_salesforce_proxy::translation::translate;
+use fhir_salesforce_proxy::translation::{NO_LOOKUPS_NOTE, translate};
 
 /// Book Salesforce Health Cloud appointments with FHIR R4.
 #[derive(Parser)]
@@ -210,10 +210,22 @@ fn translate_file(appointment: &Path, mapping: &Path) -> ExitCode {
             let outcome = operation_outcome(&decided.issues);
             let text = fhirbolt::json::to_string_pretty(&outcome, None).unwrap_or_default();
             println!("{text}");
-            eprintln!(
-                "error: the appointment cannot be booked (HTTP {} from the proxy)",
-                decided.status.as_u16()
-            );
+            let needs_lookups = decided
+                .issues
+                .first()
+                .is_some_and(|i| i.diagnostics == NO_LOOKUPS_NOTE);
+            if needs_lookups {
+                // Not a fault of the appointment: only the running proxy can ask Salesforce.
+                eprintln!(
+                    "error: the request needs Salesforce ids from lookups by external id, which \
+                     translate does not make; the running proxy makes them when it books"
+                );
+            } else {
+                eprintln!(
+                    "error: the appointment cannot be booked (HTTP {} from the proxy)",
+                    decided.status.as_u16()
+                );
+            }
             ExitCode::from(1)
         }
     }

@@ -54,6 +54,37 @@ fn translate_prints_the_documented_sample_for_the_example() {
 }
 
 #[test]
+fn translate_says_when_only_lookups_are_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("lookups.toml");
+    let text = std::fs::read_to_string(repo("mappings/example.toml")).unwrap()
+        + "\n[[ids.lookup]]\ntype = \"Location\"\nobject = \"Account\"\n\
+           external_id_field = \"EHR_Location_Id__c\"\n";
+    std::fs::write(&mapping, text).unwrap();
+    let output = Command::new(BIN)
+        .args([
+            "translate",
+            &repo("examples/appointment.json"),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("translate does not make"), "{stderr}");
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["resourceType"], "OperationOutcome");
+    assert!(
+        printed["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("lookup by external id"),
+        "{printed}"
+    );
+}
+
+#[test]
 fn translate_reads_xml_and_explains_failures_with_exit_code_1() {
     let output = Command::new(BIN)
         .args([
