@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::fhir::parse::{MAX_XML_DEPTH, parse_appointment};
+use crate::fhir::parse::{MAX_XML_DEPTH, body_text, parse_appointment};
 
 /// The FHIR XML namespace.
 const FHIR_NS: &str = "http://hl7.org/fhir";
@@ -133,19 +133,7 @@ impl EntryResource {
 /// A single 400-class issue: the body is not JSON or well-formed XML, is not a Bundle, or is not
 /// of type `batch` or `transaction`; `Bundle.entry` or an entry is not the right shape.
 pub fn read_bundle(body: &[u8], format: Format) -> Result<RawBundle, Issue> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Issue::general(
-            IssueCode::Required,
-            "the request body is empty",
-        ));
-    }
-    let text = std::str::from_utf8(body).map_err(|e| {
-        structure(format!(
-            "the request body is not valid UTF-8 (first invalid byte at offset {}); FHIR requires UTF-8",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = body_text(body)?;
     match format {
         Format::Json => read_json(text),
         Format::Xml => read_xml(text),

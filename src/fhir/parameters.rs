@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::parse::body_text;
 
 /// The FHIR XML namespace.
 const FHIR_NS: &str = "http://hl7.org/fhir";
@@ -56,15 +57,7 @@ pub enum ParameterValue {
 /// A single 400-class issue: not JSON or well-formed XML, not a `Parameters` resource, a
 /// parameter without a name, or more than [`MAX_PARAMETERS`] parameters.
 pub fn read_parameters(body: &[u8], format: Format) -> Result<Vec<Parameter>, Issue> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Issue::general(
-            IssueCode::Required,
-            "the request body is empty",
-        ));
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| structure("the request body is not valid UTF-8; FHIR requires UTF-8"))?;
+    let text = body_text(body)?;
     let parameters = match format {
         Format::Json => read_json(text)?,
         Format::Xml => read_xml(text)?,

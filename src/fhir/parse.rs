@@ -52,24 +52,33 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// Never panics (fhirbolt panics are caught and become `structure` issues) and never echoes values
 /// from the body in diagnostics. A leading UTF-8 byte-order mark is tolerated.
 pub fn parse_appointment(body: &[u8], format: Format) -> Result<Appointment, Issue> {
+    let text = body_text(body)?;
+    match format {
+        Format::Json => parse_json(text),
+        Format::Xml => parse_xml(text),
+    }
+}
+
+/// A request body as text: not empty, UTF-8 (as FHIR requires), a leading byte-order mark dropped
+/// (some Windows stacks still send one; it carries no meaning in UTF-8). Shared by every reader of
+/// FHIR bodies so they refuse the same bodies with the same words.
+///
+/// # Errors
+/// `required` for an empty body, `structure` for one that is not UTF-8.
+pub fn body_text(body: &[u8]) -> Result<&str, Issue> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Issue::general(
             IssueCode::Required,
             "the request body is empty",
         ));
     }
-    // Some Windows stacks still send a byte-order mark; it carries no meaning in UTF-8.
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let text = std::str::from_utf8(body).map_err(|e| {
+    std::str::from_utf8(body).map_err(|e| {
         structure(format!(
             "the request body is not valid UTF-8 (first invalid byte at offset {}); FHIR requires UTF-8",
             e.valid_up_to()
         ))
-    })?;
-    match format {
-        Format::Json => parse_json(text),
-        Format::Xml => parse_xml(text),
-    }
+    })
 }
 
 fn structure(diagnostics: impl Into<String>) -> Issue {
