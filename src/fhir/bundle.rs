@@ -369,8 +369,8 @@ fn read_xml(text: &str) -> Result<RawBundle, Issue> {
     })
 }
 
-/// The element's `value` attribute, unescaped.
-fn value_attribute(start: &BytesStart) -> Option<String> {
+/// The element's `value` attribute, unescaped (FHIR XML keeps primitive values there).
+pub(crate) fn value_attribute(start: &BytesStart) -> Option<String> {
     start
         .try_get_attribute("value")
         .ok()

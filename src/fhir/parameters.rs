@@ -11,6 +11,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use serde_json::{Map, Value};
 
+use crate::fhir::bundle::value_attribute;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::body_text;
@@ -348,19 +349,6 @@ fn finish(current: &mut Option<Reading>, parameters: &mut Vec<Parameter>) -> Res
         });
     }
     Ok(())
-}
-
-/// The element's `value` attribute, unescaped.
-fn value_attribute(start: &BytesStart) -> Option<String> {
-    start
-        .try_get_attribute("value")
-        .ok()
-        .flatten()
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
 }
 
 #[cfg(test)]
