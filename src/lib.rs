@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod fhir;
 pub mod http;
+pub mod interaction;
 pub mod mapping;
 pub mod salesforce;
 pub mod sandbox;
