@@ -6,6 +6,7 @@
 //! → `http` (FHIR answer). Every failure becomes one [`error::ProxyError`] whose single `match`
 //! decides the HTTP status and OperationOutcome issue code.
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod fhir;
