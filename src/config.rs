@@ -98,6 +98,8 @@ pub struct ServerSettings {
     pub base_path: String,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// How long `/readyz` reuses an org's token check, so probes cost no API calls.
+    pub readiness_cache: Duration,
 }
 
 /// The Salesforce connection.
@@ -205,12 +207,16 @@ impl ServerSettings {
             listen,
             base_path: "/fhir".to_owned(),
             body_limit: DEFAULT_BODY_LIMIT,
+            readiness_cache: Duration::from_secs(DEFAULT_READINESS_CACHE_SECS),
         }
     }
 }
 
 /// The default body size limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The default `server.readiness_cache_secs`.
+pub const DEFAULT_READINESS_CACHE_SECS: u64 = 10;
 
 // ---- The file as written -------------------------------------------------------------------
 
@@ -251,6 +257,7 @@ struct ServerModel {
     listen: String,
     base_path: String,
     body_limit: usize,
+    readiness_cache_secs: u64,
 }
 
 impl Default for ServerModel {
@@ -259,6 +266,7 @@ impl Default for ServerModel {
             listen: "127.0.0.1:8080".to_owned(),
             base_path: "/fhir".to_owned(),
             body_limit: DEFAULT_BODY_LIMIT,
+            readiness_cache_secs: DEFAULT_READINESS_CACHE_SECS,
         }
     }
 }
@@ -432,6 +440,7 @@ impl Settings {
             listen,
             base_path,
             body_limit: model.server.body_limit,
+            readiness_cache: Duration::from_secs(model.server.readiness_cache_secs),
         };
         let config_dir = Path::new(file).parent().unwrap_or(Path::new("."));
         let mut tenants = Vec::new();

@@ -13,6 +13,7 @@ pub mod fhir;
 pub mod http;
 pub mod interaction;
 pub mod mapping;
+pub mod metrics;
 pub mod robustness;
 pub mod salesforce;
 pub mod sandbox;

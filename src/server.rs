@@ -9,10 +9,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::audit::{self, FhirBase};
 use crate::config::{SalesforceSettings, ServerSettings};
+use crate::http::health::Readiness;
 use crate::http::tenant::Tenants;
 use crate::http::{self, AppState, RedactingRootSpan};
 use crate::mapping::Mapping;
+use crate::metrics::{self, Metrics};
 use crate::salesforce::SalesforceClient;
 use crate::store::AppointmentStore;
 
@@ -77,6 +80,8 @@ impl Application {
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
         let mut registry = Tenants::default();
+        // One registry per application, so proxies in one process (tests) count apart.
+        let metrics = Metrics::new();
         for tenant in tenants {
             // One HTTP client per org, shared by every worker: its timeouts are the org's own, and
             // connections to different orgs' hosts would never share a pool anyway.
@@ -86,11 +91,17 @@ impl Application {
                 None => server.base_path.clone(),
                 Some(name) => format!("{}/{name}", server.base_path),
             };
+            let tenant_metrics =
+                metrics.salesforce(tenant.name.as_deref().unwrap_or(metrics::DEFAULT_TENANT));
             registry.insert(
                 tenant.name,
                 Arc::new(AppState {
                     mapping: Arc::new(tenant.mapping),
-                    salesforce: SalesforceClient::new(http_client, tenant.salesforce),
+                    salesforce: SalesforceClient::with_metrics(
+                        http_client,
+                        tenant.salesforce,
+                        tenant_metrics,
+                    ),
                     body_limit: server.body_limit,
                     base_path,
                     store: tenant.store,
@@ -99,13 +110,22 @@ impl Application {
             );
         }
         let registry = web::Data::new(registry);
+        let metrics = web::Data::new(metrics);
+        let fhir_base = web::Data::new(FhirBase(server.base_path.clone()));
+        // TODO(auth): pass whether inbound auth is on (the auth runtime's `is_enabled()`).
+        let readiness = web::Data::new(Readiness::new(server.readiness_cache, false));
         let base_path = server.base_path.clone();
         let server = HttpServer::new(move || {
             let base_path = base_path.clone();
             App::new()
                 .wrap(from_fn(http::request_id_header))
+                // Inside the request span (its lines carry the request id), outside every handler.
+                .wrap(from_fn(audit::observe))
                 .wrap(TracingLogger::<RedactingRootSpan>::new())
                 .app_data(registry.clone())
+                .app_data(metrics.clone())
+                .app_data(fhir_base.clone())
+                .app_data(readiness.clone())
                 .configure(|cfg| http::configure(cfg, &base_path))
                 .default_service(web::to(http::not_found))
         })

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use super::AppState;
 use super::response::{self, Rendering, ReturnPreference};
 use super::tenant::Tenant;
+use crate::audit::{self, AuditIds};
 use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -87,6 +88,7 @@ pub async fn update(
         Ok(formats) => formats,
         Err(answer) => return *answer,
     };
+    audit::note_ids(&request, AuditIds::appointment(&id));
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
         let body = read_body(&request, payload, state.body_limit).await?;
@@ -120,6 +122,7 @@ pub async fn patch(
         Ok(r) => r,
         Err((error, rendering)) => return response::error(&error, rendering),
     };
+    audit::note_ids(&request, AuditIds::appointment(&id));
     let result = async {
         if !is_json_patch {
             return Err(ProxyError::UnsupportedMediaType(Issue::general(
@@ -159,6 +162,7 @@ fn answer(
         }
     };
     let id = done.id().to_owned();
+    audit::note_ids(request, AuditIds::appointment(&id));
     let mut response = match response::return_preference(request) {
         ReturnPreference::Minimal => HttpResponse::build(done.status).finish(),
         ReturnPreference::Representation => {

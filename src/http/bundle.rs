@@ -22,6 +22,7 @@ use super::appointment::{
 };
 use super::response::{self, Rendering, ReturnPreference};
 use super::tenant::Tenant;
+use crate::audit::{self, AuditIds, EntryAudit};
 use crate::error::ProxyError;
 use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
@@ -61,22 +62,62 @@ pub async fn process(request: HttpRequest, payload: web::Payload, state: Tenant)
         read_bundle(&body, body_format)
     }
     .await;
-    let (kind, entries) = match result {
+    let (kind, entries, kinds) = match result {
         Ok(read) => read,
         Err(error) => return response::error(&error, rendering),
     };
     let prefer = response::return_preference(&request);
-    match kind {
-        BundleType::Batch => batch(&state, entries, prefer, rendering).await,
-        BundleType::Transaction => transaction(&state, entries, prefer, rendering).await,
+    let mut trail = Trail {
+        kinds,
+        entries: Vec::new(),
+    };
+    let answer = match kind {
+        BundleType::Batch => batch(&state, entries, prefer, rendering, &mut trail).await,
+        BundleType::Transaction => {
+            transaction(&state, entries, prefer, rendering, &mut trail).await
+        }
+    };
+    for entry in trail.entries {
+        audit::note_entry(&request, entry);
+    }
+    answer
+}
+
+/// The audit trail's view of the entries: what each asked for and how it ended.
+struct Trail {
+    kinds: Vec<Option<crate::interaction::Interaction>>,
+    entries: Vec<EntryAudit>,
+}
+
+impl Trail {
+    fn note(&mut self, index: usize, ids: AuditIds, status: StatusCode) {
+        self.entries.push(EntryAudit {
+            index,
+            interaction: self.kinds.get(index).copied().flatten(),
+            ids,
+            status: status.as_u16(),
+        });
     }
 }
 
+/// The id an entry's URL names (updates and patches), for the audit trail.
+fn entry_ids(interaction: &Interaction) -> AuditIds {
+    match interaction {
+        Interaction::Create { .. } => AuditIds::default(),
+        Interaction::Update { id, .. } | Interaction::Patch { id, .. } => AuditIds::appointment(id),
+    }
+}
+
+/// What [`read_bundle`] read: the type, each entry's interaction (or why it cannot be done), and
+/// what each entry asked for by its method and URL (for the audit trail).
+type ReadBundle = (
+    BundleType,
+    Vec<Result<Interaction, ProxyError>>,
+    Vec<Option<crate::interaction::Interaction>>,
+);
+
 /// Reads the Bundle: its type and each entry's interaction (or why the entry cannot be done).
-fn read_bundle(
-    body: &[u8],
-    format: Format,
-) -> Result<(BundleType, Vec<Result<Interaction, ProxyError>>), ProxyError> {
+fn read_bundle(body: &[u8], format: Format) -> Result<ReadBundle, ProxyError> {
     let bundle = bundle::read_bundle(body, format).map_err(ProxyError::Unparseable)?;
     if bundle.entries.len() > MAX_ENTRIES {
         return Err(ProxyError::Unprocessable(vec![Issue::at(
@@ -85,6 +126,15 @@ fn read_bundle(
             format!("a Bundle may hold at most {MAX_ENTRIES} entries"),
         )]));
     }
+    let kinds = bundle
+        .entries
+        .iter()
+        .map(|entry| {
+            entry.request.as_ref().and_then(|r| {
+                crate::interaction::Interaction::from_entry(r.method.as_str(), &r.url)
+            })
+        })
+        .collect();
     Ok((
         bundle.bundle_type,
         bundle
@@ -93,6 +143,7 @@ fn read_bundle(
             .enumerate()
             .map(|(i, entry)| read_entry(i, entry))
             .collect(),
+        kinds,
     ))
 }
 
@@ -247,16 +298,28 @@ async fn batch(
     entries: Vec<Result<Interaction, ProxyError>>,
     prefer: ReturnPreference,
     rendering: Rendering,
+    trail: &mut Trail,
 ) -> HttpResponse {
     let mut out = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
+        let mut ids = AuditIds::default();
         let result = match entry {
-            Ok(interaction) => run(state, interaction).await,
+            Ok(interaction) => {
+                ids = entry_ids(&interaction);
+                run(state, interaction).await
+            }
             Err(error) => Err(error),
         };
         out.push(match result {
-            Ok(done) => success_entry(state, done, prefer),
-            Err(error) => failure_entry(index, &error),
+            Ok(done) => {
+                ids.add_appointment(done.id());
+                trail.note(index, ids, done.status);
+                success_entry(state, done, prefer)
+            }
+            Err(error) => {
+                trail.note(index, ids, error.outcome().status);
+                failure_entry(index, &error)
+            }
         });
     }
     let bundle = Bundle {
@@ -272,7 +335,9 @@ async fn transaction(
     entries: Vec<Result<Interaction, ProxyError>>,
     prefer: ReturnPreference,
     rendering: Rendering,
+    trail: &mut Trail,
 ) -> HttpResponse {
+    let count = entries.len();
     // Phase 1: everything is read, checked and mapped before anything is booked.
     let mut creates = Vec::with_capacity(entries.len());
     let mut issues = Vec::new();
@@ -306,6 +371,10 @@ async fn transaction(
         }
     }
     if !issues.is_empty() {
+        // Nothing was done: every entry ends with the transaction's failure.
+        for index in 0..count {
+            trail.note(index, AuditIds::default(), status);
+        }
         let error = ProxyError::Unprocessable(issues);
         return response::outcome(status, &error.outcome().issues, rendering);
     }
@@ -317,6 +386,15 @@ async fn transaction(
             Ok(d) => done.push(d),
             Err(error) => {
                 let decided = error.outcome();
+                // Every entry failed with the transaction; those booked name the records that
+                // were booked and cancelled again.
+                for i in 0..count {
+                    let ids = done
+                        .get(i)
+                        .map(|d| AuditIds::appointment(d.id()))
+                        .unwrap_or_default();
+                    trail.note(i, ids, decided.status);
+                }
                 let mut issues = in_entry_all(index, &error);
                 issues.extend(undo(state, &done).await);
                 tracing::warn!(
@@ -326,6 +404,9 @@ async fn transaction(
                 return response::outcome(decided.status, &issues, rendering);
             }
         }
+    }
+    for (index, d) in done.iter().enumerate() {
+        trail.note(index, AuditIds::appointment(d.id()), d.status);
     }
     let bundle = Bundle {
         r#type: "transaction-response".into(),

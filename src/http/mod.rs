@@ -5,6 +5,7 @@
 pub mod appointment;
 pub mod bundle;
 pub mod find;
+pub mod health;
 pub mod metadata;
 pub mod response;
 pub mod slot;
@@ -17,9 +18,9 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 
 use crate::error::ProxyError;
 use crate::mapping::Mapping;
@@ -47,6 +48,9 @@ pub struct AppState {
 /// `{base_path}/{tenant}` (named tenants).
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
     cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
+    cfg.route("/healthz", web::get().to(health::healthz));
+    cfg.route("/readyz", web::get().to(health::readyz));
+    cfg.route("/metrics", web::get().to(health::metrics));
     // Named tenants are a scope inside the base, after the unnamed tenant's routes: actix tries
     // a scope's services in order, and a tenant segment must not take `Appointment` in
     // `/fhir/Appointment/{id}`. (Two sibling scopes would not do: once `/fhir` matches, its
@@ -132,16 +136,15 @@ fn respond_error(request: &HttpRequest, error: &ProxyError) -> HttpResponse {
 /// The response header carrying the request id that also appears on every log line of the request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Copies the request id tracing-actix-web generated into the `X-Request-Id` response header.
+/// Puts the request's id ([`crate::telemetry::request_id`]: the caller's well-formed one, else
+/// the generated one) into the `X-Request-Id` response header.
 pub async fn request_id_header(
     request: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = request.extensions().get::<RequestId>().copied();
+    let id = crate::telemetry::request_id(&request);
     let mut response = next.call(request).await?;
-    if let Some(id) = id
-        && let Ok(value) = HeaderValue::from_str(&id.to_string())
-    {
+    if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
@@ -155,11 +158,7 @@ pub struct RedactingRootSpan;
 
 impl RootSpanBuilder for RedactingRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
+        let request_id = crate::telemetry::request_id(request);
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "(unmatched)".to_owned());

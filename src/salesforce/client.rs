@@ -12,6 +12,7 @@
 //! of each answer recorded.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use secrecy::ExposeSecret;
 
@@ -23,6 +24,7 @@ use super::wire::{
     ResourceSlots, UpdateAppointmentRequest, parse_platform_errors, parse_slots,
 };
 use crate::config::SalesforceSettings;
+use crate::metrics::{CallKind, SalesforceMetrics};
 
 /// Largest Salesforce response body read; the documented answers are a few hundred bytes.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -110,13 +112,24 @@ pub struct SalesforceClient {
     limits: OrgLimits,
     /// External-id answers of this org, made on first use with the mapping's settings.
     lookups: Arc<OnceLock<LookupCache>>,
+    /// Where call latencies, token fetches and lookup-cache hits are counted.
+    metrics: SalesforceMetrics,
 }
 
 impl SalesforceClient {
     /// A client using the shared `http` client (whose pool and timeouts every call shares).
     pub fn new(http: reqwest::Client, settings: SalesforceSettings) -> Self {
+        SalesforceClient::with_metrics(http, settings, SalesforceMetrics::disabled())
+    }
+
+    /// A client like [`SalesforceClient::new`] that records its calls in `metrics`.
+    pub fn with_metrics(
+        http: reqwest::Client,
+        settings: SalesforceSettings,
+        metrics: SalesforceMetrics,
+    ) -> Self {
         let settings = Arc::new(settings);
-        let tokens = TokenCache::new(http.clone(), settings.clone());
+        let tokens = TokenCache::with_metrics(http.clone(), settings.clone(), metrics.clone());
         let limits = OrgLimits::new(&settings);
         SalesforceClient {
             http,
@@ -124,7 +137,22 @@ impl SalesforceClient {
             tokens,
             limits,
             lookups: Arc::default(),
+            metrics,
         }
+    }
+
+    /// Where this client counts what it does.
+    pub fn metrics(&self) -> &SalesforceMetrics {
+        &self.metrics
+    }
+
+    /// Whether an access token can be had now: the cached one counts without a call; else one
+    /// token request is made (or, within the back-off after a failure, its error repeated).
+    ///
+    /// # Errors
+    /// The [`TokenError`] saying why not.
+    pub async fn token_obtainable(&self) -> Result<(), TokenError> {
+        self.tokens.get().await.map(|_| ())
     }
 
     /// The org's API usage from the latest `Sforce-Limit-Info` Salesforce sent, if any yet.
@@ -164,7 +192,12 @@ impl SalesforceClient {
         request: &BookAppointmentRequest,
     ) -> Result<AppointmentOutcome, SalesforceError> {
         let (status, body) = self
-            .call(reqwest::Method::POST, APPOINTMENT_PATH, request)
+            .call(
+                CallKind::Book,
+                reqwest::Method::POST,
+                APPOINTMENT_PATH,
+                request,
+            )
             .await?;
         outcome(status, &body, self.retry_after())
     }
@@ -179,7 +212,9 @@ impl SalesforceClient {
         request: &UpdateAppointmentRequest,
     ) -> Result<AppointmentOutcome, SalesforceError> {
         let path = format!("{APPOINTMENT_PATH}/{}", encode_segment(&request.id));
-        let (status, body) = self.call(reqwest::Method::PUT, &path, request).await?;
+        let (status, body) = self
+            .call(CallKind::Update, reqwest::Method::PUT, &path, request)
+            .await?;
         outcome(status, &body, self.retry_after())
     }
 
@@ -193,7 +228,9 @@ impl SalesforceClient {
         request: &CancelAppointmentRequest,
     ) -> Result<AppointmentOutcome, SalesforceError> {
         let path = format!("{APPOINTMENT_PATH}/{}", encode_segment(&request.id));
-        let (status, body) = self.call(reqwest::Method::PATCH, &path, request).await?;
+        let (status, body) = self
+            .call(CallKind::Cancel, reqwest::Method::PATCH, &path, request)
+            .await?;
         outcome(status, &body, self.retry_after())
     }
 
@@ -207,7 +244,7 @@ impl SalesforceClient {
         request: &GetSlotsRequest,
     ) -> Result<Vec<ResourceSlots>, SalesforceError> {
         let (status, body) = self
-            .call(reqwest::Method::POST, SLOTS_PATH, request)
+            .call(CallKind::Slots, reqwest::Method::POST, SLOTS_PATH, request)
             .await?;
         if (200..300).contains(&status) {
             parse_slots(&body).map_err(|_| SalesforceError::BadResponse)
@@ -242,7 +279,9 @@ impl SalesforceClient {
             lookup::encode_path_segment(field),
             lookup::encode_path_segment(value)
         );
-        let (status, body) = self.call(reqwest::Method::GET, &path, &()).await?;
+        let (status, body) = self
+            .call(CallKind::Lookup, reqwest::Method::GET, &path, &())
+            .await?;
         match status {
             200 => lookup::record_id(&body)
                 .map(LookupAnswer::Found)
@@ -269,12 +308,28 @@ impl SalesforceClient {
     /// and is returned as [`SalesforceError::Throttled`].
     async fn call<T: serde::Serialize>(
         &self,
+        kind: CallKind,
         method: reqwest::Method,
         path: &str,
         body: &T,
     ) -> Result<(u16, Vec<u8>), SalesforceError> {
         self.limits.check_backoff()?;
         let _admission = self.limits.admit().await?;
+        // Timed from the admission on: the latency of Salesforce (and the token it needed), not
+        // of the proxy's own queue.
+        let started = Instant::now();
+        let result = self.call_admitted(method, path, body).await;
+        self.metrics.call(kind, started.elapsed());
+        result
+    }
+
+    /// [`SalesforceClient::call`] once a place among the calls in flight is held.
+    async fn call_admitted<T: serde::Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &T,
+    ) -> Result<(u16, Vec<u8>), SalesforceError> {
         // A throttle may have answered another call while this one waited for its place.
         self.limits.check_backoff()?;
         let mut retried = false;

@@ -175,6 +175,13 @@ impl LookupCache {
         salesforce: &SalesforceClient,
         key: &LookupKey,
     ) -> Result<LookupAnswer, SalesforceError> {
+        if let Some(answer) = self.answers.get(key).await {
+            salesforce.metrics().lookup(true);
+            return Ok(answer);
+        }
+        // Counted as a miss even when a concurrent caller's call answers it: this request did
+        // not find the answer cached.
+        salesforce.metrics().lookup(false);
         self.answers
             .try_get_with_by_ref(
                 key,

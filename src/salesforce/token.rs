@@ -22,6 +22,7 @@ use url::Url;
 use super::jwt::{Claims, JWT_BEARER_GRANT};
 use super::wire::{TokenErrorResponse, TokenResponse};
 use crate::config::{SalesforceAuth, SalesforceSettings};
+use crate::metrics::SalesforceMetrics;
 
 /// A bearer token and the API base it belongs to.
 pub struct AccessToken {
@@ -176,12 +177,23 @@ struct Inner {
     settings: Arc<SalesforceSettings>,
     /// When the last token request failed and with what, until one succeeds.
     last_failure: Mutex<Option<(Instant, TokenError)>>,
+    /// Where token requests are counted.
+    metrics: SalesforceMetrics,
 }
 
 impl TokenCache {
     /// An empty cache whose entries live for the configured token lifetime; token requests go
     /// through `http`.
     pub fn new(http: reqwest::Client, settings: Arc<SalesforceSettings>) -> Self {
+        TokenCache::with_metrics(http, settings, SalesforceMetrics::disabled())
+    }
+
+    /// A cache like [`TokenCache::new`] that counts its token requests in `metrics`.
+    pub fn with_metrics(
+        http: reqwest::Client,
+        settings: Arc<SalesforceSettings>,
+        metrics: SalesforceMetrics,
+    ) -> Self {
         TokenCache {
             inner: Arc::new(Inner {
                 cache: Cache::builder()
@@ -191,6 +203,7 @@ impl TokenCache {
                 http,
                 settings,
                 last_failure: Mutex::new(None),
+                metrics,
             }),
         }
     }
@@ -213,14 +226,21 @@ impl TokenCache {
         inner
             .cache
             .try_get_with((), async {
-                let fetched = fetch(&inner.http, &inner.settings).await;
+                let fetched = inner.fetch().await;
                 inner.remember(&fetched);
                 let token = Arc::new(fetched?);
                 if inner.settings.token_refresh_ahead {
-                    tokio::spawn(refresh_ahead(
-                        Arc::downgrade(inner),
-                        Arc::downgrade(&token),
-                        Instant::now(),
+                    // Its own span, not the request's: the task outlives the request that
+                    // started it, and its lines belong to no request.
+                    let span = tracing::info_span!(parent: None, "salesforce.token_refresh_ahead");
+                    span.follows_from(tracing::Span::current());
+                    tokio::spawn(tracing::Instrument::instrument(
+                        refresh_ahead(
+                            Arc::downgrade(inner),
+                            Arc::downgrade(&token),
+                            Instant::now(),
+                        ),
+                        span,
                     ));
                 }
                 Ok::<_, TokenError>(token)
@@ -241,6 +261,14 @@ impl TokenCache {
 }
 
 impl Inner {
+    /// One token request, counted.
+    async fn fetch(&self) -> Result<AccessToken, TokenError> {
+        let started = Instant::now();
+        let fetched = fetch(&self.http, &self.settings).await;
+        self.metrics.token_fetch(fetched.is_ok(), started.elapsed());
+        fetched
+    }
+
     /// The last failure's error while its back-off lasts.
     fn recent_failure(&self) -> Option<TokenError> {
         let backoff = self.settings.token_failure_backoff;
@@ -290,7 +318,7 @@ async fn refresh_ahead(inner: Weak<Inner>, mut token: Weak<AccessToken>, mut obt
             Some(current) if std::ptr::eq(Arc::as_ptr(&current), token.as_ptr()) => {}
             _ => return,
         }
-        match fetch(&inner.http, &inner.settings).await {
+        match inner.fetch().await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 token = Arc::downgrade(&fresh);

@@ -11,6 +11,7 @@ mod find;
 mod helpers;
 mod lookups;
 mod metadata;
+mod observability;
 mod robustness;
 mod salesforce_auth;
 mod slots;

@@ -1,0 +1,141 @@
+//! Probes and metrics at the root of the server, outside the FHIR base: `GET /healthz` (the
+//! process is alive), `GET /readyz` (configuration loaded and a Salesforce token obtainable for
+//! every org) and `GET /metrics` (Prometheus text).
+//!
+//! Readiness asks each org's token cache: a cached token counts without a call, and each org's
+//! answer is kept for `server.readiness_cache_secs`, so frequent probes cost no API calls. The
+//! answers hold tenant names, states and the token error's advice; never a token or secret.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::AppState;
+use super::tenant::Tenants;
+use crate::metrics::{self, Metrics};
+
+/// What `/readyz` needs besides the tenants: how long an org's answer is reused, and whether
+/// inbound auth is on (shown, since switching it off must be visible).
+pub struct Readiness {
+    cache_for: Duration,
+    auth_enabled: bool,
+    answers: Mutex<HashMap<String, (Instant, OrgState)>>,
+}
+
+/// One org's readiness.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgState {
+    /// The tenant (`default` for the one at the FHIR base).
+    pub tenant: String,
+    /// The FHIR base it is served at.
+    pub fhir_base: String,
+    /// Whether a Salesforce token can be had.
+    pub ready: bool,
+    /// Why not, when not (the token error's text: which setting to check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Readiness {
+    /// Answers kept for `cache_for`; `auth_enabled` as the auth configuration says.
+    pub fn new(cache_for: Duration, auth_enabled: bool) -> Self {
+        Readiness {
+            cache_for,
+            auth_enabled,
+            answers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, tenant: &str) -> Option<OrgState> {
+        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers
+            .get(tenant)
+            .filter(|(at, _)| at.elapsed() < self.cache_for)
+            .map(|(_, state)| state.clone())
+    }
+
+    fn remember(&self, state: &OrgState) {
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers.insert(state.tenant.clone(), (Instant::now(), state.clone()));
+    }
+
+    async fn check(&self, tenant: String, state: &AppState) -> OrgState {
+        if let Some(cached) = self.cached(&tenant) {
+            return cached;
+        }
+        let answer = state.salesforce.token_obtainable().await;
+        let org = OrgState {
+            tenant,
+            fhir_base: state.base_path.clone(),
+            ready: answer.is_ok(),
+            reason: answer.err().map(|e| e.to_string()),
+        };
+        self.remember(&org);
+        org
+    }
+}
+
+/// Every tenant with its label, the one at the FHIR base first.
+fn all_tenants(tenants: &Tenants) -> Vec<(String, Arc<AppState>)> {
+    tenants
+        .default_state()
+        .map(|s| (metrics::DEFAULT_TENANT.to_owned(), s))
+        .into_iter()
+        .chain(tenants.named().map(|(n, s)| (n.to_owned(), s.clone())))
+        .collect()
+}
+
+/// `GET /healthz`: 200 while the process serves requests.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "status": "alive" }))
+}
+
+/// `GET /readyz`: 200 when every org can get a Salesforce token, else 503 naming the failing
+/// tenants; the body lists each tenant's state and whether inbound auth is on.
+pub async fn readyz(tenants: web::Data<Tenants>, readiness: web::Data<Readiness>) -> HttpResponse {
+    let mut orgs = Vec::new();
+    for (name, state) in all_tenants(&tenants) {
+        orgs.push(readiness.check(name, &state).await);
+    }
+    let failing: Vec<&str> = orgs
+        .iter()
+        .filter(|o| !o.ready)
+        .map(|o| o.tenant.as_str())
+        .collect();
+    let ready = failing.is_empty();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "config": "loaded",
+        "auth": if readiness.auth_enabled { "enabled" } else { "disabled" },
+        "failing": failing,
+        "tenants": orgs,
+    });
+    let mut answer = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    answer
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// `GET /metrics`: every metric in Prometheus text format, with each org's API usage as
+/// Salesforce last reported it.
+pub async fn metrics(tenants: web::Data<Tenants>, metrics: web::Data<Metrics>) -> HttpResponse {
+    for (name, state) in all_tenants(&tenants) {
+        if let Some(usage) = state.salesforce.api_usage() {
+            metrics.set_api_usage(&name, usage.used, usage.limit);
+        }
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, metrics::CONTENT_TYPE))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(metrics.encode())
+}
