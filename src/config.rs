@@ -46,6 +46,8 @@ pub struct Settings {
     /// The orgs served: the unnamed one (`[salesforce]`, `[mapping]`, `[store]`) first when it is
     /// configured, then the named ones (`[tenants.NAME]`) in name order. Never empty.
     pub tenants: Vec<TenantSettings>,
+    /// Who may call (`[auth]`): required, so a proxy never runs open by accident.
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// One Salesforce org (or source system) served by the proxy, with its own connection, token
@@ -231,6 +233,8 @@ struct FileModel {
     store: StoreModel,
     #[serde(default)]
     tenants: std::collections::BTreeMap<String, TenantModel>,
+    #[serde(default)]
+    auth: Option<crate::auth::settings::AuthFileModel>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -496,7 +500,19 @@ impl Settings {
                 file,
             )?);
         }
-        Ok(Settings { server, tenants })
+        let tenant_names: Vec<Option<String>> = tenants.iter().map(|t| t.name.clone()).collect();
+        let auth = crate::auth::AuthSettings::from_model(model.auth, &tenant_names).map_err(
+            |(key, reason)| ConfigError {
+                source_name: file.to_owned(),
+                key,
+                reason,
+            },
+        )?;
+        Ok(Settings {
+            server,
+            tenants,
+            auth,
+        })
     }
 }
 
@@ -763,7 +779,7 @@ mod tests {
         path
     }
 
-    const MINIMAL: &str = "[salesforce]\ntoken_url = \"https://example.my.salesforce.com/services/oauth2/token\"\n\
+    const MINIMAL: &str = "[auth]\ndisabled = true\n[salesforce]\ntoken_url = \"https://example.my.salesforce.com/services/oauth2/token\"\n\
         client_id = \"abc\"\nclient_secret_file = \"secret.txt\"\n[mapping]\nfile = \"mapping.toml\"\n";
 
     #[test]
@@ -864,7 +880,7 @@ mod tests {
         assert_eq!(e.key, "salesforce.client_secret_file");
     }
 
-    const JWT_MINIMAL: &str = "[salesforce]\ntoken_url = \"https://login.salesforce.com/services/oauth2/token\"\n\
+    const JWT_MINIMAL: &str = "[auth]\ndisabled = true\n[salesforce]\ntoken_url = \"https://login.salesforce.com/services/oauth2/token\"\n\
         client_id = \"abc\"\nauth = \"jwt_bearer\"\nusername = \"integration@example.com\"\n\
         private_key_file = \"keys/salesforce.pem\"\n[mapping]\nfile = \"mapping.toml\"\n";
 
@@ -1027,7 +1043,7 @@ mod tests {
         assert_eq!(normalize_base_path("fhir"), None);
     }
 
-    const TWO_TENANTS: &str = "[tenants.north.salesforce]\n\
+    const TWO_TENANTS: &str = "[auth]\ndisabled = true\n[tenants.north.salesforce]\n\
         token_url = \"https://north.my.salesforce.com/services/oauth2/token\"\n\
         client_id = \"north-app\"\nclient_secret_file = \"north.secret\"\n\
         [tenants.north.mapping]\nfile = \"north.toml\"\n\
@@ -1084,7 +1100,10 @@ mod tests {
         );
 
         // An unnamed tenant beside named ones comes first.
-        let both = format!("{MINIMAL}{TWO_TENANTS}");
+        let both = format!(
+            "{MINIMAL}{}",
+            TWO_TENANTS.replace("[auth]\ndisabled = true\n", "")
+        );
         let s = from_text(&both, &|_| Some("x".to_owned())).unwrap();
         let names: Vec<Option<&str>> = s.tenants.iter().map(|t| t.name.as_deref()).collect();
         assert_eq!(names, [None, Some("north"), Some("south-2")]);

@@ -66,6 +66,18 @@ pub enum ProxyError {
     /// A JSON Patch that cannot be applied or does not leave a valid Appointment.
     #[error("the patch cannot be applied")]
     Patch(Issue),
+    /// No credentials (`presented: false`), or credentials that are not valid.
+    #[error("authentication required")]
+    Unauthenticated {
+        /// Whether the request carried credentials at all.
+        presented: bool,
+    },
+    /// Authenticated, but the client's scopes, tenants or role do not cover the request.
+    #[error("forbidden")]
+    Forbidden(crate::auth::Denial),
+    /// The keys needed to check the credentials could not be obtained (an issuer's JWKS URL).
+    #[error("authentication is unavailable")]
+    AuthUnavailable,
     /// The appointment store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -328,6 +340,57 @@ impl ProxyError {
                      may or may not have been booked, so check before sending it again",
                 )],
                 None,
+            ),
+            // Never says which check failed or echoes the credential: the log says which.
+            ProxyError::Unauthenticated { presented: false } => (
+                StatusCode::UNAUTHORIZED,
+                vec![Issue::general(
+                    IssueCode::Login,
+                    "this endpoint needs authentication: send Authorization: Bearer <access \
+                     token> (SMART Backend Services or your organisation's authorization server) \
+                     or an X-API-Key header",
+                )],
+                None,
+            ),
+            ProxyError::Unauthenticated { presented: true } => (
+                StatusCode::UNAUTHORIZED,
+                vec![Issue::general(
+                    IssueCode::Login,
+                    "the credentials sent are not valid for this proxy (unknown, expired, or not \
+                     issued for it); send one Authorization: Bearer or one X-API-Key header",
+                )],
+                None,
+            ),
+            ProxyError::Forbidden(denial) => (
+                StatusCode::FORBIDDEN,
+                vec![Issue::general(
+                    IssueCode::Forbidden,
+                    match denial {
+                        crate::auth::Denial::Scope {
+                            resource_type,
+                            permission,
+                        } => format!(
+                            "the client's scopes do not grant this interaction: it needs \
+                             system/{resource_type}.{permission} (or a v1 scope that includes it)"
+                        ),
+                        crate::auth::Denial::Tenant => {
+                            "the client is not allowed to use this tenant".to_owned()
+                        }
+                        crate::auth::Denial::Admin => {
+                            "only admin clients may call /admin endpoints".to_owned()
+                        }
+                    },
+                )],
+                None,
+            ),
+            ProxyError::AuthUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Transient,
+                    "the keys needed to check these credentials could not be obtained from \
+                     their issuer; retry later",
+                )],
+                Some(5),
             ),
             // The proxy's own credentials or configuration are at fault: the sender cannot fix it.
             ProxyError::Salesforce(

@@ -7,6 +7,7 @@
 //! decides the HTTP status and OperationOutcome issue code.
 
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fhir;

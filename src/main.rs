@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use fhir_salesforce_proxy::auth::{Auth, AuthSettings, ClientSettings};
 use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings};
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
@@ -113,7 +114,8 @@ fn serve(config: &Path) -> Result<(), String> {
     }
     let names: Vec<String> = tenants.iter().filter_map(|t| t.name.clone()).collect();
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(&settings.server, tenants)
+        let auth = Arc::new(Auth::new(settings.auth));
+        let app = Application::build(&settings.server, tenants, auth)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.server.listen))?;
         tracing::info!(listen = %settings.server.listen, base = %settings.server.base_path, tenants = ?names, "proxy started");
         app.run_until_stopped().await.map_err(|e| e.to_string())
@@ -142,14 +144,22 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
             mapping,
             store,
         };
-        let app = Application::build(&server, vec![tenant]).map_err(|e| {
+        // A fresh random key each run: the demo is authenticated like any proxy, and the key is
+        // good only for this process.
+        let api_key = format!("demo-{}", hex::encode(rand::random::<[u8; 24]>()));
+        let mut auth = AuthSettings::enabled(None);
+        let scopes = ["system/Appointment.*", "system/Slot.*"];
+        let client = ClientSettings::with_api_key("demo", &api_key, &scopes);
+        auth.clients.push(client.map_err(|e| e.to_string())?);
+        let auth = Arc::new(Auth::new(auth));
+        let app = Application::build(&server, vec![tenant], auth).map_err(|e| {
             format!("cannot listen on {listen}: {e} (choose another with --listen)")
         })?;
         println!(
             "fhir-salesforce-proxy demo: FHIR endpoint http://{listen}/fhir, Salesforce sandbox \
              (not Salesforce) at {}\n\nBook the example appointment:\n\n  curl -sS -X POST \
              http://{listen}/fhir/Appointment -H 'Content-Type: application/fhir+json' \
-             --data-binary @examples/appointment.json\n\nStop with Ctrl-C.",
+             -H 'X-API-Key: {api_key}' --data-binary @examples/appointment.json\n\nStop with Ctrl-C.",
             sandbox.base_url()
         );
         let result = app.run_until_stopped().await.map_err(|e| e.to_string());

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::audit::{self, FhirBase};
+use crate::auth::Auth;
 use crate::config::{SalesforceSettings, ServerSettings};
 use crate::http::health::Readiness;
 use crate::http::tenant::Tenants;
@@ -35,6 +36,7 @@ pub struct Tenant {
 pub struct Application {
     port: u16,
     server: Server,
+    auth: Arc<Auth>,
 }
 
 impl Application {
@@ -42,9 +44,13 @@ impl Application {
     ///
     /// # Errors
     /// When the address cannot be bound or the HTTP client cannot be built.
-    pub fn build(server: &ServerSettings, tenants: Vec<Tenant>) -> std::io::Result<Application> {
+    pub fn build(
+        server: &ServerSettings,
+        tenants: Vec<Tenant>,
+        auth: Arc<Auth>,
+    ) -> std::io::Result<Application> {
         let listener = TcpListener::bind(server.listen)?;
-        Application::with_tenants(listener, server, tenants)
+        Application::with_tenants(listener, server, tenants, auth)
     }
 
     /// Builds the proxy on an already bound listener (tests bind port 0).
@@ -57,6 +63,7 @@ impl Application {
         salesforce: SalesforceSettings,
         mapping: Mapping,
         store: Arc<dyn AppointmentStore>,
+        auth: Arc<Auth>,
     ) -> std::io::Result<Application> {
         let tenant = Tenant {
             name: None,
@@ -64,7 +71,7 @@ impl Application {
             mapping,
             store,
         };
-        Application::with_tenants(listener, server, vec![tenant])
+        Application::with_tenants(listener, server, vec![tenant], auth)
     }
 
     /// Builds the proxy for several orgs on an already bound listener: the unnamed tenant (if
@@ -77,6 +84,7 @@ impl Application {
         listener: TcpListener,
         server: &ServerSettings,
         tenants: Vec<Tenant>,
+        auth: Arc<Auth>,
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
         let mut registry = Tenants::default();
@@ -112,17 +120,22 @@ impl Application {
         let registry = web::Data::new(registry);
         let metrics = web::Data::new(metrics);
         let fhir_base = web::Data::new(FhirBase(server.base_path.clone()));
-        // TODO(auth): pass whether inbound auth is on (the auth runtime's `is_enabled()`).
-        let readiness = web::Data::new(Readiness::new(server.readiness_cache, false));
+        let readiness = web::Data::new(Readiness::new(server.readiness_cache, auth.is_enabled()));
+        let auth_data = web::Data::from(auth.clone());
+        let auth_base = web::Data::new(http::auth::AuthBase(server.base_path.clone()));
         let base_path = server.base_path.clone();
         let server = HttpServer::new(move || {
             let base_path = base_path.clone();
             App::new()
+                // Before routing and every handler: who calls, and whether they may.
+                .wrap(from_fn(http::auth::authorize))
                 .wrap(from_fn(http::request_id_header))
                 // Inside the request span (its lines carry the request id), outside every handler.
                 .wrap(from_fn(audit::observe))
                 .wrap(TracingLogger::<RedactingRootSpan>::new())
                 .app_data(registry.clone())
+                .app_data(auth_data.clone())
+                .app_data(auth_base.clone())
                 .app_data(metrics.clone())
                 .app_data(fhir_base.clone())
                 .app_data(readiness.clone())
@@ -131,7 +144,12 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, auth })
+    }
+
+    /// Inbound auth, to replace its client list on a reload ([`Auth::replace_clients`]).
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.clone()
     }
 
     /// The bound port.

@@ -9,7 +9,7 @@
 //! compensation, not atomicity: see README.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use base64::Engine;
 use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources::{
@@ -23,6 +23,7 @@ use super::appointment::{
 use super::response::{self, Rendering, ReturnPreference};
 use super::tenant::Tenant;
 use crate::audit::{self, AuditIds, EntryAudit};
+use crate::auth::Access;
 use crate::error::ProxyError;
 use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
@@ -56,10 +57,16 @@ pub async fn process(request: HttpRequest, payload: web::Payload, state: Tenant)
         Ok(formats) => formats,
         Err(answer) => return *answer,
     };
+    // Left by the auth middleware; without it nothing is permitted (fails closed).
+    let access = request
+        .extensions()
+        .get::<Access>()
+        .cloned()
+        .unwrap_or_else(Access::nothing);
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
         let body = read_body(&request, payload, state.body_limit).await?;
-        read_bundle(&body, body_format)
+        read_bundle(&body, body_format, &access)
     }
     .await;
     let (kind, entries, kinds) = match result {
@@ -117,7 +124,7 @@ type ReadBundle = (
 );
 
 /// Reads the Bundle: its type and each entry's interaction (or why the entry cannot be done).
-fn read_bundle(body: &[u8], format: Format) -> Result<ReadBundle, ProxyError> {
+fn read_bundle(body: &[u8], format: Format, access: &Access) -> Result<ReadBundle, ProxyError> {
     let bundle = bundle::read_bundle(body, format).map_err(ProxyError::Unparseable)?;
     if bundle.entries.len() > MAX_ENTRIES {
         return Err(ProxyError::Unprocessable(vec![Issue::at(
@@ -141,13 +148,13 @@ fn read_bundle(body: &[u8], format: Format) -> Result<ReadBundle, ProxyError> {
             .entries
             .into_iter()
             .enumerate()
-            .map(|(i, entry)| read_entry(i, entry))
+            .map(|(i, entry)| read_entry(i, entry, access))
             .collect(),
         kinds,
     ))
 }
 
-fn read_entry(index: usize, entry: RawEntry) -> Result<Interaction, ProxyError> {
+fn read_entry(index: usize, entry: RawEntry, access: &Access) -> Result<Interaction, ProxyError> {
     let at = |path: &str| format!("Bundle.entry[{index}]{path}");
     let request = entry.request.ok_or_else(|| {
         ProxyError::Unparseable(Issue::at(
@@ -156,6 +163,11 @@ fn read_entry(index: usize, entry: RawEntry) -> Result<Interaction, ProxyError> 
             "each entry needs a request (bdl-3)",
         ))
     })?;
+    // SMART: batch and transaction entries are authorized one by one, before their resources
+    // are read (a caller without the right learns nothing about its content's validity).
+    access
+        .permits_entry(&request.method, &request.url)
+        .map_err(ProxyError::Forbidden)?;
     let url = request
         .url
         .split('?')
@@ -338,6 +350,23 @@ async fn transaction(
     trail: &mut Trail,
 ) -> HttpResponse {
     let count = entries.len();
+    // Authorization first: one entry outside the client's rights refuses the whole transaction
+    // before anything is checked against or sent to Salesforce.
+    let denied: Vec<Issue> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(index, entry)| match entry {
+            Err(error @ ProxyError::Forbidden(_)) => Some(in_entry_all(index, error)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if !denied.is_empty() {
+        for index in 0..count {
+            trail.note(index, AuditIds::default(), StatusCode::FORBIDDEN);
+        }
+        return response::outcome(StatusCode::FORBIDDEN, &denied, rendering);
+    }
     // Phase 1: everything is read, checked and mapped before anything is booked.
     let mut creates = Vec::with_capacity(entries.len());
     let mut issues = Vec::new();

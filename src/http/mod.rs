@@ -3,6 +3,7 @@
 //! `salesforce`, and every failure into an OperationOutcome via [`crate::error::ProxyError`].
 
 pub mod appointment;
+pub mod auth;
 pub mod bundle;
 pub mod find;
 pub mod health;
@@ -48,6 +49,8 @@ pub struct AppState {
 /// `{base_path}/{tenant}` (named tenants).
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
     cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
+    // Before the FHIR scope, which would otherwise answer for `{base}/.well-known/…` alone.
+    auth::configure(cfg, base_path);
     cfg.route("/healthz", web::get().to(health::healthz));
     cfg.route("/readyz", web::get().to(health::readyz));
     cfg.route("/metrics", web::get().to(health::metrics));

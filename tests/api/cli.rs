@@ -225,7 +225,7 @@ async fn serve_books_through_a_configured_org_with_environment_overrides() {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:1\"\n[salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
-             [mapping]\nfile = \"mapping.toml\"\n",
+             [mapping]\nfile = \"mapping.toml\"\n[auth]\ndisabled = true\n",
             sandbox.token_url()
         ),
     )
@@ -280,7 +280,7 @@ async fn serve_books_for_a_named_tenant_with_its_own_secret_variable() {
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\
              [tenants.east-1.salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
-             [tenants.east-1.mapping]\nfile = \"mapping.toml\"\n",
+             [tenants.east-1.mapping]\nfile = \"mapping.toml\"\n[auth]\ndisabled = true\n",
             sandbox.token_url()
         ),
     )
@@ -336,11 +336,32 @@ async fn demo_prints_a_curl_line_that_books_the_example() {
         "{printed}"
     );
 
-    // Do what the printed line does.
-    let response = reqwest::Client::new()
+    let key = printed
+        .split("-H 'X-API-Key: ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no API key in the curl line: {printed}"));
+    assert!(key.len() >= 32, "a long random key: {key}");
+    let body = std::fs::read(repo("examples/appointment.json")).unwrap();
+    let client = reqwest::Client::new();
+
+    // Without the key the demo refuses, like any proxy.
+    let refused = client
         .post(&expected_url)
         .header("Content-Type", "application/fhir+json")
-        .body(std::fs::read(repo("examples/appointment.json")).unwrap())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_outcome(&json_body(refused).await, "login", None);
+
+    // Do what the printed line does.
+    let response = client
+        .post(&expected_url)
+        .header("Content-Type", "application/fhir+json")
+        .header("X-API-Key", key)
+        .body(body)
         .send()
         .await
         .unwrap();

@@ -113,6 +113,14 @@ pub fn salesforce_settings(token_url: &str) -> SalesforceSettings {
     s
 }
 
+/// Inbound auth switched off, for every test that is not about auth: the one place it is off
+/// (`tests/api/auth.rs` starts proxies with clients through [`spawn_tenants_with_auth`]).
+pub fn auth_disabled() -> std::sync::Arc<fhir_salesforce_proxy::auth::Auth> {
+    std::sync::Arc::new(fhir_salesforce_proxy::auth::Auth::new(
+        fhir_salesforce_proxy::auth::AuthSettings::disabled(),
+    ))
+}
+
 /// Starts the proxy on port 0 with these settings.
 pub fn spawn_proxy(salesforce: SalesforceSettings, mapping: Mapping) -> TestApp {
     spawn_proxy_with(salesforce, mapping, |_| {})
@@ -142,7 +150,15 @@ pub fn spawn_proxy_full(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut server = ServerSettings::with_defaults(listener.local_addr().unwrap());
     adjust(&mut server);
-    let app = Application::with_listener(listener, &server, salesforce, mapping, store).unwrap();
+    let app = Application::with_listener(
+        listener,
+        &server,
+        salesforce,
+        mapping,
+        store,
+        auth_disabled(),
+    )
+    .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -208,6 +224,14 @@ pub fn assert_outcome(body: &Value, code: &str, expression: Option<&str>) {
 /// Starts the proxy on port 0 serving several tenants (`None`: the one at the FHIR base), each
 /// with its own Salesforce settings, mapping and in-memory store.
 pub fn spawn_tenants(tenants: Vec<(Option<&str>, SalesforceSettings, Mapping)>) -> TestApp {
+    spawn_tenants_with_auth(tenants, auth_disabled())
+}
+
+/// Starts the proxy on port 0 serving several tenants, with this inbound auth.
+pub fn spawn_tenants_with_auth(
+    tenants: Vec<(Option<&str>, SalesforceSettings, Mapping)>,
+    auth: std::sync::Arc<fhir_salesforce_proxy::auth::Auth>,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = ServerSettings::with_defaults(listener.local_addr().unwrap());
     let tenants = tenants
@@ -221,7 +245,7 @@ pub fn spawn_tenants(tenants: Vec<(Option<&str>, SalesforceSettings, Mapping)>) 
             },
         )
         .collect();
-    let app = Application::with_tenants(listener, &server, tenants).unwrap();
+    let app = Application::with_tenants(listener, &server, tenants, auth).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());

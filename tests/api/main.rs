@@ -1,6 +1,7 @@
 //! Integration tests: the proxy started on port 0 and driven over HTTP like a client would, against
 //! the built-in sandbox or wiremock on 127.0.0.1.
 
+mod auth;
 mod bad_input;
 mod booking;
 mod bundles;

@@ -1,0 +1,366 @@
+//! Inbound authentication and authorization: who may call the proxy and what they may do.
+//!
+//! Three ways in, each enabled per client in `[[auth.clients]]`:
+//! 1. SMART Backend Services ([`smart`]): the proxy is the token server; a client signs a
+//!    `private_key_jwt` assertion (RS384/ES384, keys from its JWKS file) and gets a short-lived
+//!    opaque access token.
+//! 2. Enterprise JWTs ([`enterprise`]): bearer tokens from the organisation's authorization
+//!    server, verified against its JWKS (file or URL).
+//! 3. Static API keys (`X-API-Key`), stored as SHA-256 hashes and compared in constant time.
+//!
+//! Every way ends in an [`Access`]: the client id, the scopes it holds for this request (always
+//! cut down to the client's configured scopes), its tenants and whether it is an admin. The
+//! client list lives in an [`ArcSwap`] so it can be replaced at runtime; a request keeps the
+//! version it authenticated against.
+
+pub mod enterprise;
+pub mod jwks;
+pub mod scope;
+pub mod settings;
+pub mod smart;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::interaction::Interaction;
+pub use scope::{Scope, Scopes};
+pub use settings::{AuthSettings, ClientSettings, IssuerSettings, JwksSource};
+
+/// The path of the token endpoint, below `auth.public_url`.
+pub const TOKEN_PATH: &str = "/auth/token";
+
+/// The configured clients and issuers, as one version of the registry.
+pub struct Registry {
+    settings: AuthSettings,
+    by_id: HashMap<String, usize>,
+    issuers: Vec<enterprise::Issuer>,
+}
+
+impl Registry {
+    fn new(settings: AuthSettings, http: &reqwest::Client) -> Registry {
+        let by_id = settings
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        let issuers = settings
+            .issuers
+            .iter()
+            .map(|i| enterprise::Issuer::new(i.clone(), http.clone()))
+            .collect();
+        Registry {
+            settings,
+            by_id,
+            issuers,
+        }
+    }
+
+    /// The client with this id.
+    pub fn client(&self, id: &str) -> Option<&ClientSettings> {
+        self.by_id.get(id).map(|&i| &self.settings.clients[i])
+    }
+
+    /// The settings this version was built from.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// The token endpoint's URL (`{public_url}/auth/token`), when `public_url` is set.
+    pub fn token_url(&self) -> Option<String> {
+        self.settings
+            .public_url
+            .as_ref()
+            .map(|u| format!("{}{TOKEN_PATH}", u.as_str().trim_end_matches('/')))
+    }
+}
+
+/// What an authenticated request may do.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Authentication is disabled (`auth.disabled = true`): everything is allowed.
+    Unrestricted,
+    /// A known client.
+    Client(Grant),
+}
+
+/// An authenticated client's rights for one request.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The client id.
+    pub client_id: String,
+    /// The scopes it holds (already cut down to its configured scopes).
+    pub scopes: Scopes,
+    /// The tenants it may use (`None`: all; `""`: the one at the FHIR base).
+    pub tenants: Option<Vec<String>>,
+    /// May call `/admin/*`.
+    pub admin: bool,
+}
+
+impl Grant {
+    fn of(client: &ClientSettings, scopes: Scopes) -> Grant {
+        Grant {
+            client_id: client.id.clone(),
+            scopes: scopes.intersect(&client.scopes),
+            tenants: client.tenants.clone(),
+            admin: client.admin,
+        }
+    }
+}
+
+/// Why a request is not allowed although its client is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The scopes do not grant the interaction.
+    Scope {
+        /// The resource type needed.
+        resource_type: &'static str,
+        /// The v2 letter needed.
+        permission: char,
+    },
+    /// The client is not bound to the tenant in the URL.
+    Tenant,
+    /// `/admin/*` needs an admin client.
+    Admin,
+}
+
+impl Access {
+    /// Access that permits no interaction: what a handler assumes when the middleware left none
+    /// (fails closed).
+    pub fn nothing() -> Access {
+        Access::Client(Grant {
+            client_id: String::new(),
+            scopes: Scopes::default(),
+            tenants: Some(Vec::new()),
+            admin: false,
+        })
+    }
+
+    /// The client id, for the audit trail (`None` when auth is disabled).
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Access::Unrestricted => None,
+            Access::Client(g) => Some(&g.client_id),
+        }
+    }
+
+    /// Whether this access may perform `interaction`.
+    ///
+    /// # Errors
+    /// The [`Denial`] when the scopes do not cover it.
+    pub fn permits(&self, interaction: Interaction) -> Result<(), Denial> {
+        let Access::Client(grant) = self else {
+            return Ok(());
+        };
+        match interaction.requirement() {
+            None => Ok(()),
+            Some((resource_type, permission)) if grant.scopes.grants(resource_type, permission) => {
+                Ok(())
+            }
+            Some((resource_type, permission)) => Err(Denial::Scope {
+                resource_type,
+                permission: permission.letter(),
+            }),
+        }
+    }
+
+    /// Whether this access may perform a Bundle entry's request; entries the proxy does not serve
+    /// are left to the Bundle handler to refuse.
+    ///
+    /// # Errors
+    /// The [`Denial`] when the scopes do not cover it.
+    pub fn permits_entry(&self, method: &str, url: &str) -> Result<(), Denial> {
+        match Interaction::from_entry(method, url) {
+            Some(interaction) => self.permits(interaction),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this access may use the tenant (`None`: the one at the FHIR base).
+    ///
+    /// # Errors
+    /// [`Denial::Tenant`].
+    pub fn permits_tenant(&self, tenant: Option<&str>) -> Result<(), Denial> {
+        let Access::Client(grant) = self else {
+            return Ok(());
+        };
+        match &grant.tenants {
+            None => Ok(()),
+            Some(bound) if bound.iter().any(|t| t == tenant.unwrap_or("")) => Ok(()),
+            Some(_) => Err(Denial::Tenant),
+        }
+    }
+
+    /// Whether this access may call `/admin/*`.
+    ///
+    /// # Errors
+    /// [`Denial::Admin`].
+    pub fn permits_admin(&self) -> Result<(), Denial> {
+        match self {
+            Access::Unrestricted => Ok(()),
+            Access::Client(g) if g.admin => Ok(()),
+            Access::Client(_) => Err(Denial::Admin),
+        }
+    }
+}
+
+/// The credentials a request carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials<'a> {
+    /// None at all.
+    Missing,
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// `X-API-Key: <key>`.
+    ApiKey(&'a str),
+    /// Both, or an `Authorization` header of another scheme, or one that cannot be read.
+    Unusable,
+}
+
+/// Why a request could not be authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials were sent.
+    Missing,
+    /// Credentials were sent and are not valid (unknown, expired, wrongly signed, wrong audience
+    /// or issuer, unknown client). Which of these is logged, never told to the caller.
+    Invalid,
+    /// The keys needed to check them could not be fetched (the issuer's JWKS URL).
+    Unavailable,
+}
+
+/// Inbound auth as the server runs it: the swappable registry, the issued tokens, the seen
+/// assertion ids.
+pub struct Auth {
+    registry: ArcSwap<Registry>,
+    tokens: smart::TokenStore,
+    http: reqwest::Client,
+}
+
+impl Auth {
+    /// Builds the runtime state; logs a loud warning when authentication is disabled.
+    pub fn new(settings: AuthSettings) -> Auth {
+        // One client for every issuer's JWKS URL; no redirects, so a compromised JWKS host
+        // cannot bounce the proxy elsewhere.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        warn_if_disabled(&settings);
+        let tokens = smart::TokenStore::new();
+        Auth {
+            registry: ArcSwap::from_pointee(Registry::new(settings, &http)),
+            tokens,
+            http,
+        }
+    }
+
+    /// Whether callers are checked (`false` only with `auth.disabled = true`).
+    pub fn is_enabled(&self) -> bool {
+        !self.registry.load().settings.disabled
+    }
+
+    /// Replaces the clients and issuers (a reload). Requests already authenticated keep the
+    /// version they started with; issued tokens stay valid only for clients that still exist,
+    /// with their new scopes and tenants.
+    pub fn replace_clients(&self, new: AuthSettings) {
+        warn_if_disabled(&new);
+        self.registry
+            .store(Arc::new(Registry::new(new, &self.http)));
+    }
+
+    /// The current registry version.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    /// Authenticates a request's credentials.
+    ///
+    /// # Errors
+    /// An [`AuthFailure`] saying whether credentials were missing, invalid or uncheckable.
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Access, AuthFailure> {
+        let registry = self.registry();
+        if registry.settings.disabled {
+            return Ok(Access::Unrestricted);
+        }
+        match credentials {
+            Credentials::Missing => Err(AuthFailure::Missing),
+            Credentials::Unusable => Err(AuthFailure::Invalid),
+            Credentials::ApiKey(key) => api_key_client(&registry, key)
+                .map(|c| Access::Client(Grant::of(c, c.scopes.clone())))
+                .ok_or(AuthFailure::Invalid),
+            Credentials::Bearer(token) if smart::is_proxy_token(token) => {
+                let issued = self.tokens.get(token).await.ok_or(AuthFailure::Invalid)?;
+                // The client must still exist and still be allowed in this way.
+                let client = registry
+                    .client(&issued.client_id)
+                    .filter(|c| c.jwks.is_some())
+                    .ok_or(AuthFailure::Invalid)?;
+                Ok(Access::Client(Grant::of(client, issued.scopes.clone())))
+            }
+            Credentials::Bearer(token) => {
+                let (client_id, scopes) = enterprise::verify(&registry, token).await?;
+                let client = registry.client(&client_id).ok_or(AuthFailure::Invalid)?;
+                Ok(Access::Client(Grant::of(client, scopes)))
+            }
+        }
+    }
+
+    /// Answers a token request (the SMART Backend Services token endpoint).
+    ///
+    /// # Errors
+    /// The RFC 6749 §5.2 error to answer with.
+    pub async fn issue_token(
+        &self,
+        form: &smart::TokenRequest,
+    ) -> Result<smart::TokenResponse, smart::OAuthError> {
+        let registry = self.registry();
+        self.tokens.issue(&registry, form).await
+    }
+
+    /// How many times each issuer's JWKS URL was fetched (for tests and diagnostics), by issuer.
+    pub fn jwks_fetches(&self) -> Vec<(String, u64)> {
+        self.registry()
+            .issuers
+            .iter()
+            .map(|i| (i.settings().issuer.clone(), i.fetches()))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("enabled", &self.is_enabled())
+            .finish_non_exhaustive()
+    }
+}
+
+fn warn_if_disabled(settings: &AuthSettings) {
+    if settings.disabled {
+        tracing::warn!(
+            "AUTHENTICATION IS DISABLED (auth.disabled = true): every caller can book, change and \
+             read appointments with this proxy's Salesforce credentials; never run like this \
+             with patient data"
+        );
+    }
+}
+
+/// The client whose API key hash matches, comparing with every client's hash in constant time.
+fn api_key_client<'r>(registry: &'r Registry, key: &str) -> Option<&'r ClientSettings> {
+    let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let mut found = None;
+    // Every hash is compared, so the time taken does not tell which (or whether one) matched.
+    for client in &registry.settings.clients {
+        if let Some(expected) = &client.api_key_sha256
+            && bool::from(expected.ct_eq(&hash))
+        {
+            found = Some(client);
+        }
+    }
+    found
+}

@@ -1,0 +1,238 @@
+//! The HTTP side of inbound auth: the middleware that authenticates and authorizes every request
+//! before routing, the SMART token endpoint (`POST /auth/token`) and the SMART configuration
+//! documents (`GET {base}/.well-known/smart-configuration`, and per tenant).
+//!
+//! Open without credentials: `{base}[/{tenant}]/metadata`, the SMART configuration, the token
+//! endpoint (it authenticates the assertion itself), `/status`, `/healthz`, `/readyz` and
+//! `/metrics`. Everything else, including paths that do not exist, needs credentials, so an
+//! unauthenticated caller learns nothing about what is served. `/admin/*` needs an admin client.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+
+use super::response;
+use super::tenant::{TENANT_SEGMENT, Tenants};
+use crate::audit::ClientId;
+use crate::auth::smart::{self, OAuthError, TokenRequest};
+use crate::auth::{Access, Auth, AuthFailure, Credentials, Denial, TOKEN_PATH};
+use crate::error::ProxyError;
+use crate::interaction::Interaction;
+
+/// The realm named in `WWW-Authenticate`.
+pub const REALM: &str = "fhir-salesforce-proxy";
+/// The header carrying a static API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// The SMART configuration path below a FHIR base.
+pub const SMART_CONFIGURATION: &str = "/.well-known/smart-configuration";
+
+/// Paths outside the FHIR base that carry no patient data and stay open.
+const OPEN_PATHS: [&str; 5] = ["/status", "/healthz", "/readyz", "/metrics", TOKEN_PATH];
+
+/// Registers the token endpoint and the SMART configuration documents. Call before the FHIR
+/// scope: once the base path matches, that scope answers alone.
+pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
+    cfg.route(TOKEN_PATH, web::post().to(token))
+        .route(
+            &format!("{base_path}{SMART_CONFIGURATION}"),
+            web::get().to(smart_configuration),
+        )
+        .route(
+            &format!("{base_path}/{{{TENANT_SEGMENT}}}{SMART_CONFIGURATION}"),
+            web::get().to(smart_configuration),
+        );
+}
+
+/// Authenticates and authorizes a request before it is routed; puts the [`Access`] and the
+/// audit [`ClientId`] into the request extensions.
+pub async fn authorize(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(auth) = request.app_data::<web::Data<Auth>>().cloned() else {
+        // Fail closed: a server built without auth state serves nobody.
+        return Ok(refuse(request, &ProxyError::AuthUnavailable));
+    };
+    let base_path = request
+        .app_data::<web::Data<AuthBase>>()
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    let pattern = request.match_pattern();
+    if is_open(request.path(), pattern.as_deref(), &base_path) {
+        return next.call(request).await.map(|r| r.map_into_left_body());
+    }
+    let access = match auth.authenticate(credentials(request.request())).await {
+        Ok(access) => access,
+        Err(failure) => {
+            let error = match failure {
+                AuthFailure::Missing => ProxyError::Unauthenticated { presented: false },
+                AuthFailure::Invalid => ProxyError::Unauthenticated { presented: true },
+                AuthFailure::Unavailable => ProxyError::AuthUnavailable,
+            };
+            return Ok(refuse(request, &error));
+        }
+    };
+    if let Err(denial) = authorize_path(&access, &request, pattern.as_deref(), &base_path) {
+        tracing::info!(
+            client_id = access.client_id().unwrap_or("-"),
+            "request outside the client's rights"
+        );
+        return Ok(refuse(request, &ProxyError::Forbidden(denial)));
+    }
+    if let Some(id) = access.client_id() {
+        request.extensions_mut().insert(ClientId(id.to_owned()));
+    }
+    request.extensions_mut().insert(access);
+    next.call(request).await.map(|r| r.map_into_left_body())
+}
+
+/// The FHIR base path, as the middleware needs it (app data).
+#[derive(Debug, Clone)]
+pub struct AuthBase(pub String);
+
+fn is_open(path: &str, pattern: Option<&str>, base_path: &str) -> bool {
+    if OPEN_PATHS.contains(&path) {
+        return true;
+    }
+    let Some(rest) = pattern.and_then(|p| p.strip_prefix(base_path)) else {
+        return false;
+    };
+    let rest = rest
+        .strip_prefix(&format!("/{{{TENANT_SEGMENT}}}"))
+        .unwrap_or(rest);
+    rest == "/metadata" || rest == SMART_CONFIGURATION
+}
+
+fn authorize_path(
+    access: &Access,
+    request: &ServiceRequest,
+    pattern: Option<&str>,
+    base_path: &str,
+) -> Result<(), Denial> {
+    let path = request.path();
+    if path == "/admin" || path.starts_with("/admin/") {
+        return access.permits_admin();
+    }
+    let Some(pattern) = pattern else {
+        return Ok(()); // no such endpoint: the 404 says so to an authenticated caller
+    };
+    if let Some(rest) = pattern.strip_prefix(base_path) {
+        // The tenant segment is read from the raw path; a percent-encoded variant of a name does
+        // not equal the name and is refused for bound clients (fails closed).
+        let tenant = rest
+            .starts_with(&format!("/{{{TENANT_SEGMENT}}}"))
+            .then(|| path.strip_prefix(base_path)?.split('/').nth(1))
+            .flatten();
+        access.permits_tenant(tenant)?;
+    }
+    match Interaction::from_route(request.method(), pattern, base_path) {
+        Some(interaction) => access.permits(interaction),
+        None => Ok(()),
+    }
+}
+
+/// The credentials a request carries: one `Authorization: Bearer` or one `X-API-Key`.
+fn credentials(request: &HttpRequest) -> Credentials<'_> {
+    let headers = request.headers();
+    let authorization: Vec<&HeaderValue> = headers.get_all(header::AUTHORIZATION).collect();
+    let api_keys: Vec<&HeaderValue> = headers.get_all(API_KEY_HEADER).collect();
+    match (authorization.as_slice(), api_keys.as_slice()) {
+        ([], []) => Credentials::Missing,
+        ([value], []) => match value.to_str().ok().and_then(bearer_token) {
+            Some(token) => Credentials::Bearer(token),
+            None => Credentials::Unusable,
+        },
+        ([], [value]) => match value.to_str().ok().filter(|k| !k.is_empty()) {
+            Some(key) => Credentials::ApiKey(key),
+            None => Credentials::Unusable,
+        },
+        // Two credentials, or one header repeated: ambiguous, so neither is tried.
+        _ => Credentials::Unusable,
+    }
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+/// The OperationOutcome for an auth failure, in the negotiated format, with its challenge.
+fn refuse<B>(request: ServiceRequest, error: &ProxyError) -> ServiceResponse<EitherBody<B>> {
+    let rendering =
+        response::negotiate(request.request(), None).unwrap_or_else(|(_, rendering)| rendering);
+    let mut answer = response::error(error, rendering);
+    if let Some(challenge) = challenge(error)
+        && let Ok(value) = HeaderValue::from_str(&challenge)
+    {
+        answer.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    request.into_response(answer).map_into_right_body()
+}
+
+/// The `WWW-Authenticate` value for an auth error (RFC 6750 §3).
+fn challenge(error: &ProxyError) -> Option<String> {
+    let code = match error {
+        ProxyError::Unauthenticated { presented: false } => None,
+        ProxyError::Unauthenticated { presented: true } => Some("invalid_token"),
+        ProxyError::Forbidden(_) => Some("insufficient_scope"),
+        _ => return None,
+    };
+    Some(match code {
+        None => format!("Bearer realm=\"{REALM}\""),
+        Some(code) => format!("Bearer realm=\"{REALM}\", error=\"{code}\""),
+    })
+}
+
+/// `POST /auth/token`: SMART Backend Services `client_credentials` with a JWT client assertion.
+#[tracing::instrument(name = "auth.token", skip_all)]
+pub async fn token(request: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) -> HttpResponse {
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        })
+        .ok_or_else(|| OAuthError::request("the body must be application/x-www-form-urlencoded"))
+        .and_then(|_| TokenRequest::from_form(&body));
+    let result = match form {
+        Ok(form) => auth.issue_token(&form).await,
+        Err(error) => Err(error),
+    };
+    let mut answer = match result {
+        Ok(token) => HttpResponse::Ok().json(token),
+        Err(error) => HttpResponse::build(
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        )
+        .json(error),
+    };
+    // Tokens and refusals must not be cached anywhere on the way (RFC 6749 §5.1).
+    let headers = answer.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    answer
+}
+
+/// `GET {base}[/{tenant}]/.well-known/smart-configuration`.
+pub async fn smart_configuration(
+    request: HttpRequest,
+    auth: web::Data<Auth>,
+    tenants: web::Data<Tenants>,
+) -> HttpResponse {
+    let rendering = response::negotiate(&request, None).unwrap_or_else(|(_, rendering)| rendering);
+    if let Err(error) = tenants.for_request(&request) {
+        return response::error(&error, rendering);
+    }
+    match smart::smart_configuration(&auth.registry()) {
+        Some(document) => HttpResponse::Ok().json(document),
+        None => response::error(&ProxyError::NotFound, rendering),
+    }
+}
