@@ -102,6 +102,31 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// How long `/readyz` reuses an org's token check, so probes cost no API calls.
     pub readiness_cache: Duration,
+    /// The configuration file these settings came from, read again by a reload (`None`: built
+    /// in code, as `demo` and tests do; such a proxy has nothing to reload).
+    pub config_file: Option<PathBuf>,
+    /// How long a shutdown (SIGTERM, Ctrl-C) waits for requests in flight before it drops them.
+    pub shutdown_timeout: Duration,
+    /// Largest accepted request head (names and values of all headers), in bytes; a larger one is
+    /// a 431. Below actix-web's own hard limit ([`ACTIX_MAX_HEAD_BYTES`]).
+    pub max_header_bytes: usize,
+    /// The longest a request may take from its headers to its answer; a slower one is answered
+    /// 504 (or 503 when it cannot have changed anything) and its work is dropped.
+    pub request_timeout: Duration,
+    /// The most requests handled at once; beyond it a request is answered 503 at once, without
+    /// reaching Salesforce (`/healthz`, `/readyz` and `/metrics` are not counted).
+    pub max_concurrent_requests: usize,
+    /// HTTPS on the listener, when configured.
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`: the listener's certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// The Salesforce connection.
@@ -203,16 +228,36 @@ impl SalesforceSettings {
 }
 
 impl ServerSettings {
-    /// Settings with the defaults (`/fhir`, 1 MiB bodies) on `listen`.
+    /// Settings with the defaults (`/fhir`, 1 MiB bodies, 16 KiB heads, 30 s shutdown, 60 s
+    /// request timeout, 256 requests at once, no TLS, no configuration file) on `listen`.
     pub fn with_defaults(listen: SocketAddr) -> Self {
         ServerSettings {
             listen,
             base_path: "/fhir".to_owned(),
             body_limit: DEFAULT_BODY_LIMIT,
             readiness_cache: Duration::from_secs(DEFAULT_READINESS_CACHE_SECS),
+            config_file: None,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            tls: None,
         }
     }
 }
+
+/// The default `server.shutdown_timeout_secs`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// The default `server.max_header_bytes`: 16 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The default `server.request_timeout_secs`.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// The default `server.max_concurrent_requests`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// actix-web's own limit on a request head (128 KiB; it also refuses more than 96 headers): a
+/// larger head is answered with a bare 431 before the proxy sees it, so `server.max_header_bytes`
+/// must stay below it for the proxy's OperationOutcome to be the answer.
+pub const ACTIX_MAX_HEAD_BYTES: usize = 131_072;
 
 /// The default body size limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -262,6 +307,11 @@ struct ServerModel {
     base_path: String,
     body_limit: usize,
     readiness_cache_secs: u64,
+    shutdown_timeout_secs: u64,
+    max_header_bytes: usize,
+    request_timeout_secs: u64,
+    max_concurrent_requests: usize,
+    tls: Option<TlsModel>,
 }
 
 impl Default for ServerModel {
@@ -271,8 +321,20 @@ impl Default for ServerModel {
             base_path: "/fhir".to_owned(),
             body_limit: DEFAULT_BODY_LIMIT,
             readiness_cache_secs: DEFAULT_READINESS_CACHE_SECS,
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            tls: None,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsModel {
+    cert_file: RelativePathBuf,
+    key_file: RelativePathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,11 +502,44 @@ impl Settings {
             ));
         }
 
+        for (key, value) in [
+            (
+                "server.request_timeout_secs",
+                model.server.request_timeout_secs as usize,
+            ),
+            (
+                "server.max_concurrent_requests",
+                model.server.max_concurrent_requests,
+            ),
+        ] {
+            if value == 0 {
+                return Err(fail(key, "must be more than 0".to_owned()));
+            }
+        }
+        if !(1024..ACTIX_MAX_HEAD_BYTES).contains(&model.server.max_header_bytes) {
+            return Err(fail(
+                "server.max_header_bytes",
+                format!(
+                    "must be at least 1024 and less than {ACTIX_MAX_HEAD_BYTES} (actix-web's own \
+                     limit, beyond which it answers a bare 431 itself)"
+                ),
+            ));
+        }
+
         let server = ServerSettings {
             listen,
             base_path,
             body_limit: model.server.body_limit,
             readiness_cache: Duration::from_secs(model.server.readiness_cache_secs),
+            config_file: Some(PathBuf::from(file)),
+            shutdown_timeout: Duration::from_secs(model.server.shutdown_timeout_secs),
+            max_header_bytes: model.server.max_header_bytes,
+            request_timeout: Duration::from_secs(model.server.request_timeout_secs),
+            max_concurrent_requests: model.server.max_concurrent_requests,
+            tls: model.server.tls.map(|tls| TlsSettings {
+                cert_file: tls.cert_file.relative(),
+                key_file: tls.key_file.relative(),
+            }),
         };
         let config_dir = Path::new(file).parent().unwrap_or(Path::new("."));
         let mut tenants = Vec::new();
@@ -1153,6 +1248,73 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, "mapping.file");
+    }
+
+    #[test]
+    fn server_limits_shutdown_and_tls_keys_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "secret.txt", "s3cr3t\n");
+        let with = |server: &str| {
+            let path = write(
+                dir.path(),
+                "proxy.toml",
+                &format!("[server]\n{server}\n{MINIMAL}"),
+            );
+            Settings::load(&path).map(|s| (s.server, path))
+        };
+        let (s, path) = with(
+            "max_header_bytes = 4096\nrequest_timeout_secs = 7\nmax_concurrent_requests = 3\n\
+             shutdown_timeout_secs = 9\n[server.tls]\ncert_file = \"tls/c.pem\"\n\
+             key_file = \"tls/k.pem\"",
+        )
+        .unwrap();
+        assert_eq!(s.max_header_bytes, 4096);
+        assert_eq!(s.request_timeout, Duration::from_secs(7));
+        assert_eq!(s.max_concurrent_requests, 3);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(9));
+        assert_eq!(
+            s.tls,
+            Some(TlsSettings {
+                cert_file: dir.path().join("tls/c.pem"),
+                key_file: dir.path().join("tls/k.pem"),
+            })
+        );
+        assert_eq!(s.config_file, Some(path));
+
+        let (s, _) = with("").unwrap();
+        assert_eq!(s.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
+        assert_eq!(s.request_timeout, Duration::from_secs(60));
+        assert_eq!(s.max_concurrent_requests, 256);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.tls, None);
+
+        for (keys, key, reason) in [
+            (
+                "max_header_bytes = 200000",
+                "server.max_header_bytes",
+                "131072",
+            ),
+            ("max_header_bytes = 10", "server.max_header_bytes", "1024"),
+            (
+                "max_concurrent_requests = 0",
+                "server.max_concurrent_requests",
+                "more than 0",
+            ),
+            (
+                "request_timeout_secs = 0",
+                "server.request_timeout_secs",
+                "more than 0",
+            ),
+            (
+                "[server.tls]\ncert_file = \"c.pem\"",
+                "server.tls",
+                "key_file",
+            ),
+        ] {
+            let e = with(keys).unwrap_err();
+            assert!(e.key.starts_with(key), "{e}");
+            assert!(e.to_string().contains(reason), "{e}");
+        }
     }
 
     #[test]

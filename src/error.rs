@@ -81,6 +81,37 @@ pub enum ProxyError {
     /// The appointment store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request head (all header names and values) is larger than `server.max_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request took longer than `server.request_timeout_secs` and was abandoned.
+    #[error("request timed out")]
+    RequestTimeout {
+        /// The limit in seconds.
+        secs: u64,
+        /// Whether the interaction books or changes appointments, so Salesforce may have acted.
+        may_have_acted: bool,
+    },
+    /// `server.max_concurrent_requests` requests are being handled; this one was not started.
+    #[error("too many requests at once")]
+    Overloaded {
+        /// The bound.
+        max: usize,
+    },
+    /// A mapping reload was refused; the previous mappings keep serving.
+    #[error("reload refused")]
+    ReloadRefused {
+        /// The generation still serving.
+        generation: u64,
+        /// Each problem: the file and the reason.
+        problems: Vec<String>,
+    },
+    /// A reload was asked of a proxy started without a configuration file (`demo`).
+    #[error("nothing to reload")]
+    NothingToReload,
 }
 
 /// What the client receives for an error.
@@ -341,6 +372,81 @@ impl ProxyError {
                 )],
                 None,
             ),
+            ProxyError::HeadersTooLarge { limit } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                vec![Issue::general(
+                    IssueCode::TooLong,
+                    format!("the request headers are larger than the limit of {limit} bytes"),
+                )],
+                None,
+            ),
+            // The handler was dropped mid-way: a booking or change may have reached Salesforce.
+            ProxyError::RequestTimeout {
+                secs,
+                may_have_acted: true,
+            } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                vec![Issue::general(
+                    IssueCode::Timeout,
+                    format!(
+                        "the proxy stopped working on this request after {secs} seconds; \
+                         Salesforce may or may not have booked or changed the appointment, so \
+                         check before sending it again"
+                    ),
+                )],
+                None,
+            ),
+            ProxyError::RequestTimeout {
+                secs,
+                may_have_acted: false,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Transient,
+                    format!(
+                        "the proxy stopped working on this request after {secs} seconds; it \
+                         books or changes nothing, so it is safe to send again"
+                    ),
+                )],
+                Some(1),
+            ),
+            ProxyError::Overloaded { max } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::general(
+                    IssueCode::Transient,
+                    format!(
+                        "the proxy is handling {max} requests already, its limit, so it did not \
+                         start this one (nothing was sent to Salesforce); retry shortly"
+                    ),
+                )],
+                Some(1),
+            ),
+            // The files on disk are at fault, not the request; nothing changed.
+            ProxyError::ReloadRefused {
+                generation,
+                problems,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                problems
+                    .iter()
+                    .map(|p| {
+                        Issue::general(
+                            IssueCode::Invalid,
+                            format!("reload refused, generation {generation} keeps serving: {p}"),
+                        )
+                    })
+                    .collect(),
+                None,
+            ),
+            ProxyError::NothingToReload => (
+                StatusCode::CONFLICT,
+                vec![Issue::general(
+                    IssueCode::NotSupported,
+                    "this proxy was started without a configuration file (demo), so there is \
+                     nothing to reload",
+                )],
+                None,
+            ),
             // Never says which check failed or echoes the credential: the log says which.
             ProxyError::Unauthenticated { presented: false } => (
                 StatusCode::UNAUTHORIZED,
@@ -437,6 +543,33 @@ mod tests {
     fn each_failure_gets_its_status_and_issue_code() {
         let cases: Vec<(ProxyError, u16, &str)> = vec![
             (ProxyError::PayloadTooLarge { limit: 10 }, 413, "too-long"),
+            (ProxyError::HeadersTooLarge { limit: 10 }, 431, "too-long"),
+            (
+                ProxyError::RequestTimeout {
+                    secs: 1,
+                    may_have_acted: true,
+                },
+                504,
+                "timeout",
+            ),
+            (
+                ProxyError::RequestTimeout {
+                    secs: 1,
+                    may_have_acted: false,
+                },
+                503,
+                "transient",
+            ),
+            (ProxyError::Overloaded { max: 2 }, 503, "transient"),
+            (
+                ProxyError::ReloadRefused {
+                    generation: 1,
+                    problems: vec!["x".into()],
+                },
+                422,
+                "invalid",
+            ),
+            (ProxyError::NothingToReload, 409, "not-supported"),
             (ProxyError::NotFound, 404, "not-supported"),
             (ProxyError::MethodNotAllowed, 405, "not-supported"),
             (

@@ -11,6 +11,7 @@ use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
 use fhir_salesforce_proxy::mapping::{EXAMPLE_MAPPING, Mapping};
+use fhir_salesforce_proxy::reload;
 use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::{Application, Tenant};
 use fhir_salesforce_proxy::store::{FileStore, MemoryStore};
@@ -116,9 +117,13 @@ fn serve(config: &Path) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let auth = Arc::new(Auth::new(settings.auth));
         let app = Application::build(&settings.server, tenants, auth)
-            .map_err(|e| format!("cannot listen on {}: {e}", settings.server.listen))?;
-        tracing::info!(listen = %settings.server.listen, base = %settings.server.base_path, tenants = ?names, "proxy started");
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+            .map_err(|e| format!("cannot start on {}: {e}", settings.server.listen))?;
+        let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
+        tracing::info!(listen = %settings.server.listen, scheme, base = %settings.server.base_path, tenants = ?names, "proxy started");
+        // SIGHUP reloads the mappings; SIGTERM and Ctrl-C drain and stop (exit 0).
+        reload::run_until_signalled(app)
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -162,7 +167,9 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
              -H 'X-API-Key: {api_key}' --data-binary @examples/appointment.json\n\nStop with Ctrl-C.",
             sandbox.base_url()
         );
-        let result = app.run_until_stopped().await.map_err(|e| e.to_string());
+        let result = reload::run_until_signalled(app)
+            .await
+            .map_err(|e| e.to_string());
         sandbox.stop().await;
         result
     })

@@ -1,8 +1,10 @@
 //! Start-up: binds the listener, builds the shared state (one reqwest client, one token cache, the
 //! checked mapping) once, and runs the actix-web server.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -17,6 +19,7 @@ use crate::http::tenant::Tenants;
 use crate::http::{self, AppState, RedactingRootSpan};
 use crate::mapping::Mapping;
 use crate::metrics::{self, Metrics};
+use crate::reload::Reloader;
 use crate::salesforce::SalesforceClient;
 use crate::store::AppointmentStore;
 
@@ -36,6 +39,8 @@ pub struct Tenant {
 pub struct Application {
     port: u16,
     server: Server,
+    reloader: Arc<Reloader>,
+    shutdown_timeout: Duration,
     auth: Arc<Auth>,
 }
 
@@ -88,6 +93,8 @@ impl Application {
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
         let mut registry = Tenants::default();
+        // What a reload must not change without a restart, as the proxy starts with it.
+        let mut salesforce_running = BTreeMap::new();
         // One registry per application, so proxies in one process (tests) count apart.
         let metrics = Metrics::new();
         for tenant in tenants {
@@ -95,6 +102,7 @@ impl Application {
             // connections to different orgs' hosts would never share a pool anyway.
             let http_client =
                 SalesforceClient::http_client(&tenant.salesforce).map_err(std::io::Error::other)?;
+            salesforce_running.insert(tenant.name.clone(), format!("{:?}", tenant.salesforce));
             let base_path = match &tenant.name {
                 None => server.base_path.clone(),
                 Some(name) => format!("{}/{name}", server.base_path),
@@ -118,6 +126,22 @@ impl Application {
             );
         }
         let registry = web::Data::new(registry);
+        let reloader = Arc::new(Reloader::new(
+            server,
+            salesforce_running,
+            registry.clone(),
+            auth.clone(),
+        ));
+        let reloader_data = web::Data::from(reloader.clone());
+        let limits = web::Data::new(http::limit::Limits::new(server));
+        let tls = match &server.tls {
+            Some(tls) => Some(crate::tls::server_config(tls).map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let shutdown_timeout = server.shutdown_timeout;
+        // actix's own timeout for a request's head to arrive (a bare 408 past it): slow-header
+        // clients must not hold connections for the whole request timeout.
+        let head_timeout = server.request_timeout.min(HEAD_TIMEOUT);
         let metrics = web::Data::new(metrics);
         let fhir_base = web::Data::new(FhirBase(server.base_path.clone()));
         let readiness = web::Data::new(Readiness::new(server.readiness_cache, auth.is_enabled()));
@@ -129,6 +153,8 @@ impl Application {
             App::new()
                 // Before routing and every handler: who calls, and whether they may.
                 .wrap(from_fn(http::auth::authorize))
+                // Innermost: its refusals still get a request id, a span and an audit line.
+                .wrap(from_fn(http::limit::limits))
                 .wrap(from_fn(http::request_id_header))
                 // Inside the request span (its lines carry the request id), outside every handler.
                 .wrap(from_fn(audit::observe))
@@ -136,15 +162,40 @@ impl Application {
                 .app_data(registry.clone())
                 .app_data(auth_data.clone())
                 .app_data(auth_base.clone())
+                .app_data(reloader_data.clone())
+                .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(fhir_base.clone())
                 .app_data(readiness.clone())
                 .configure(|cfg| http::configure(cfg, &base_path))
                 .default_service(web::to(http::not_found))
         })
-        .listen(listener)?
+        .shutdown_timeout(shutdown_timeout.as_secs())
+        .client_request_timeout(head_timeout)
+        // Signals belong to `reload::run_until_signalled` (SIGHUP reloads; the drain is logged).
+        .disable_signals();
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
         .run();
-        Ok(Application { port, server, auth })
+        Ok(Application {
+            port,
+            server,
+            reloader,
+            shutdown_timeout,
+            auth,
+        })
+    }
+
+    /// The reloader of this proxy's mappings (SIGHUP, `POST /admin/reload`).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
+    }
+
+    /// How long a graceful stop waits for requests in flight.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
     }
 
     /// Inbound auth, to replace its client list on a reload ([`Auth::replace_clients`]).
@@ -162,7 +213,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until the server is stopped (Ctrl-C, SIGTERM or the handle).
+    /// Runs until the server is stopped through its handle (signals are handled by
+    /// [`crate::reload::run_until_signalled`]).
     ///
     /// # Errors
     /// When the server fails.
@@ -170,3 +222,7 @@ impl Application {
         self.server.await
     }
 }
+
+/// The longest actix waits for a request's head (`client_request_timeout`), unless the request
+/// timeout is shorter.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);

@@ -2,11 +2,13 @@
 //! methods the proxy does not serve. Handlers turn wire bytes into calls on `fhir`, `mapping` and
 //! `salesforce`, and every failure into an OperationOutcome via [`crate::error::ProxyError`].
 
+pub mod admin;
 pub mod appointment;
 pub mod auth;
 pub mod bundle;
 pub mod find;
 pub mod health;
+pub mod limit;
 pub mod metadata;
 pub mod response;
 pub mod slot;
@@ -31,7 +33,7 @@ use response::Rendering;
 
 /// What every handler shares.
 pub struct AppState {
-    /// The checked mapping.
+    /// The checked mapping (this version's: a reload makes a new [`AppState`] around the new one).
     pub mapping: Arc<Mapping>,
     /// The Salesforce client (shared HTTP pool and token cache).
     pub salesforce: SalesforceClient,
@@ -41,8 +43,8 @@ pub struct AppState {
     pub base_path: String,
     /// Booked appointments by identifier (idempotent creates, patches).
     pub store: Arc<dyn AppointmentStore>,
-    /// Identifiers being booked right now.
-    pub in_flight: appointment::InFlight,
+    /// Identifiers being booked right now (shared by every version of the tenant's state).
+    pub in_flight: Arc<appointment::InFlight>,
 }
 
 /// Registers the FHIR routes under `base_path` (the unnamed tenant) and under
@@ -51,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
     cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
     // Before the FHIR scope, which would otherwise answer for `{base}/.well-known/…` alone.
     auth::configure(cfg, base_path);
+    cfg.route(admin::RELOAD_PATH, web::post().to(admin::reload));
     cfg.route("/healthz", web::get().to(health::healthz));
     cfg.route("/readyz", web::get().to(health::readyz));
     cfg.route("/metrics", web::get().to(health::metrics));

@@ -31,9 +31,8 @@ pub struct OrgEntry {
 pub async fn status(tenants: web::Data<Tenants>) -> HttpResponse {
     let orgs: Vec<OrgEntry> = tenants
         .default_state()
-        .iter()
-        .map(|state| state.as_ref())
-        .chain(tenants.named().map(|(_, state)| state.as_ref()))
+        .into_iter()
+        .chain(tenants.named().map(|(_, state)| state))
         .map(|state| OrgEntry {
             fhir_base: state.base_path.clone(),
             status: org_status(&state.salesforce),
@@ -42,5 +41,5 @@ pub async fn status(tenants: web::Data<Tenants>) -> HttpResponse {
     HttpResponse::Ok()
         // Always the state now, never a cached copy.
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "orgs": orgs }))
+        .json(serde_json::json!({ "orgs": orgs, "mapping_generation": tenants.generation() }))
 }
