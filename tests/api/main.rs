@@ -11,6 +11,7 @@ mod faults;
 mod find;
 mod helpers;
 mod limits;
+mod logs;
 mod lookups;
 mod metadata;
 mod observability;

@@ -263,3 +263,66 @@ async fn metrics_count_token_failures_per_tenant() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_lookup_cache_misses_then_hits() {
+    // Arrange: patients found by MRN through one `[[ids.lookup]]` rule.
+    let sandbox = sandbox::Sandbox::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        sandbox::SandboxSettings {
+            external_ids: vec![sandbox::ExternalIdRecords::new(
+                "Account",
+                "EHR_Patient_Id__c",
+                "MRN-METRICS",
+                &["001xx000012udqQxxQ"],
+            )],
+            ..sandbox::SandboxSettings::default()
+        },
+    )
+    .unwrap();
+    let mapping = format!(
+        "{}\n[[ids.lookup]]\nidentifier_system = \"http://hospital.example.org/mrn\"\n\
+         object = \"Account\"\nexternal_id_field = \"EHR_Patient_Id__c\"\n",
+        fhir_salesforce_proxy::mapping::EXAMPLE_MAPPING
+    );
+    let app = spawn_proxy(
+        salesforce_settings(&sandbox.token_url()),
+        fhir_salesforce_proxy::mapping::Mapping::from_toml(&mapping, "lookup.toml").unwrap(),
+    );
+    let by_mrn = |n: usize| {
+        let mut a = numbered_appointment(n);
+        a["participant"][0]["actor"] = serde_json::json!({
+            "type": "Patient",
+            "identifier": {"system": "http://hospital.example.org/mrn", "value": "MRN-METRICS"}
+        });
+        a
+    };
+
+    // Act
+    let first = app.post_json(&by_mrn(9201)).await;
+    let second = app.post_json(&by_mrn(9202)).await;
+    let text = metrics_text(&app).await;
+
+    // Assert
+    assert_eq!(first.status(), 201);
+    assert_eq!(second.status(), 201);
+    assert_eq!(sandbox.lookup_requests(), 1);
+    assert_eq!(
+        series_value(&text, r#"fsp_lookup_cache_misses_total{tenant="default"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series_value(&text, r#"fsp_lookup_cache_hits_total{tenant="default"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series_value(
+            &text,
+            r#"fsp_salesforce_call_duration_seconds_count{tenant="default",call="lookup"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -1,0 +1,465 @@
+//! What the proxy writes down, read from the real binary's standard error: JSON lines with the
+//! request id on every line of a request, one audit line per interaction (and per Bundle entry),
+//! and no patient data, token or secret anywhere, through success and every error path.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fhir_salesforce_proxy::sandbox::{ExternalIdRecords, Fault, Sandbox, SandboxSettings};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fhir-salesforce-proxy");
+const API_KEY: &str = "key-4b1d9e0c7a2f4e8b9d3c";
+const SALESFORCE_SECRET: &str = "sandbox-secret";
+/// Text that stands for patient data, tokens and secrets; none of it may reach a log line.
+const MARKERS: [&str; 8] = [
+    "PHIMARK",
+    "pat-1001",
+    "Test Patient",
+    "1901-02-03",
+    "555-0199",
+    "A-PHI-77",
+    API_KEY,
+    SALESFORCE_SECRET,
+];
+
+/// The child, killed when the test ends however it ends, and every line it wrote to stderr.
+struct Proxy {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    port: u16,
+}
+
+impl Proxy {
+    /// Stops the child and returns all its lines (the reader ends when the pipe closes).
+    fn finish(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts `serve` with JSON logs at trace level against `sandbox`, API-key auth on, and waits
+/// for "proxy started" while draining stderr on a thread for the whole run.
+async fn start(sandbox: &Sandbox, dir: &std::path::Path) -> Proxy {
+    let mapping = std::fs::read_to_string(repo("mappings/example.toml")).unwrap()
+        + "\n[[ids.lookup]]\nidentifier_system = \"http://hospital.example.org/mrn\"\n\
+           object = \"Account\"\nexternal_id_field = \"EHR_Patient_Id__c\"\n";
+    std::fs::write(dir.join("mapping.toml"), mapping).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key_hash = hex::encode(Sha256::digest(API_KEY.as_bytes()));
+    std::fs::write(
+        dir.join("proxy.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
+             [mapping]\nfile = \"mapping.toml\"\n\
+             [store]\npath = \"appointments.jsonl\"\n\
+             [auth]\n[[auth.clients]]\nid = \"engine-1\"\n\
+             scopes = [\"system/Appointment.*\", \"system/Slot.read\"]\n\
+             api_key_sha256 = \"{key_hash}\"\n",
+            sandbox.token_url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--config",
+            dir.join("proxy.toml").to_str().unwrap(),
+        ])
+        .env("FSP_SALESFORCE__CLIENT_SECRET", SALESFORCE_SECRET)
+        .env("RUST_LOG", "trace")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (started, ready) = tokio::sync::oneshot::channel();
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        let mut started = Some(started);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let is_start = line.contains("proxy started");
+            sink.lock().unwrap().push(line);
+            if is_start && let Some(s) = started.take() {
+                let _ = s.send(());
+            }
+        }
+    });
+    let proxy = Proxy {
+        child,
+        lines,
+        reader: Some(reader),
+        port,
+    };
+    // Err: timed out, or the reader ended (the child exited) without the line.
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(60), ready).await,
+        Ok(Ok(()))
+    ) {
+        panic!(
+            "the proxy did not start:\n{}",
+            proxy.lines.lock().unwrap().join("\n")
+        );
+    }
+    proxy
+}
+
+/// An appointment full of patient-data markers that books (its patient is in the crosswalk).
+fn phi_appointment(identifier: &str) -> Value {
+    let mut a = example_appointment();
+    a["identifier"][0]["value"] = json!(identifier);
+    a["comment"] = json!("PHIMARK-COMMENT call +1-555-0199");
+    a["description"] = json!("PHIMARK-DESCRIPTION");
+    a["patientInstruction"] = json!("PHIMARK-INSTRUCTION born 1901-02-03");
+    a["participant"][0]["actor"]["display"] = json!("Test Patient PHIMARK-NAME");
+    a
+}
+
+struct Sent {
+    status: u16,
+    request_id: String,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    authenticated: bool,
+) -> Sent {
+    let request = if authenticated {
+        request.header("X-Api-Key", API_KEY)
+    } else {
+        request
+    };
+    let response = client
+        .execute(request.build().unwrap())
+        .await
+        .expect("the proxy answers");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let status = response.status().as_u16();
+    let _ = response.bytes().await;
+    Sent { status, request_id }
+}
+
+#[tokio::test]
+async fn logs_carry_request_ids_and_audit_lines_and_never_patient_data_tokens_or_secrets() {
+    // Arrange
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings {
+            external_ids: vec![ExternalIdRecords::new(
+                "Account",
+                "EHR_Patient_Id__c",
+                "PHIMARK-MRN-FOUND",
+                &["001xx000012udqQxxQ"],
+            )],
+            ..SandboxSettings::default()
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start(&sandbox, dir.path()).await;
+    let base = format!("http://127.0.0.1:{}/fhir", proxy.port);
+    let c = reqwest::Client::new();
+    let fhir_json = "application/fhir+json";
+    let post = |path: &str, body: String, content_type: &str| {
+        c.post(format!("{base}{path}"))
+            .header("Content-Type", content_type)
+            .body(body)
+    };
+    let mut unknown = phi_appointment("A-PHI-77-2");
+    unknown["participant"][0]["actor"]["reference"] = json!("Patient/PHIMARK-REF-UNKNOWN");
+    let mut looked_up = phi_appointment("A-PHI-77-3");
+    looked_up["participant"][0]["actor"] = json!({
+        "type": "Patient",
+        "identifier": {"system": "http://hospital.example.org/mrn", "value": "PHIMARK-MRN-404"},
+        "display": "PHIMARK-NAME-2"
+    });
+    let mut rule_failure = phi_appointment("A-PHI-77-4");
+    rule_failure["end"] = json!("2025-07-21T13:00:00-04:00");
+    let wrong_type = json!({
+        "resourceType": "Patient",
+        "name": [{"family": "PHIMARK-FAMILY", "given": ["PHIMARK-GIVEN"]}],
+        "birthDate": "1901-02-03",
+        "telecom": [{"system": "phone", "value": "+1-555-0199"}]
+    });
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": phi_appointment("A-PHI-77-5"),
+             "request": {"method": "POST", "url": "Appointment"}},
+            {"resource": unknown.clone(),
+             "request": {"method": "POST", "url": "Appointment"}}
+        ]
+    });
+
+    // Act: success first, then every error path in reach, throttling last (it holds the org).
+    let booked = send(
+        &c,
+        post(
+            "/Appointment",
+            phi_appointment("A-PHI-77-1").to_string(),
+            fhir_json,
+        ),
+        true,
+    )
+    .await;
+    let mut failures = Vec::new();
+    for (body, content_type) in [
+        (
+            "{\"resourceType\":\"Appointment\",\"comment\":\"PHIMARK-JSON".to_owned(),
+            fhir_json,
+        ),
+        (
+            "<Appointment xmlns=\"http://hl7.org/fhir\"><comment value=\"PHIMARK-XML\"/><status"
+                .to_owned(),
+            "application/fhir+xml",
+        ),
+        (wrong_type.to_string(), fhir_json),
+        (rule_failure.to_string(), fhir_json),
+        (unknown.to_string(), fhir_json),
+        (looked_up.to_string(), fhir_json),
+    ] {
+        failures.push(send(&c, post("/Appointment", body, content_type), true).await);
+    }
+    let validated = send(
+        &c,
+        post("/Appointment/$validate", unknown.to_string(), fhir_json),
+        true,
+    )
+    .await;
+    let batch = send(&c, post("", bundle.to_string(), fhir_json), true).await;
+    let slots = send(
+        &c,
+        c.get(format!(
+            "{base}/Slot?schedule.actor=Practitioner/PHIMARK-PRACT&start=ge2025-07-21\
+             &patient=Patient/PHIMARK-QUERY&identifier=PHIMARK-QID"
+        )),
+        true,
+    )
+    .await;
+    let bogus_token = send(
+        &c,
+        post(
+            "/Appointment",
+            phi_appointment("A-PHI-77-6").to_string(),
+            fhir_json,
+        )
+        .header("Authorization", "Bearer PHIMARK-TOKEN.eyJhbGciOi.PHIMARK"),
+        false,
+    )
+    .await;
+    let bogus_key = send(
+        &c,
+        post(
+            "/Appointment",
+            phi_appointment("A-PHI-77-7").to_string(),
+            fhir_json,
+        )
+        .header("X-Api-Key", "PHIMARK-KEY-0000"),
+        false,
+    )
+    .await;
+    sandbox.set_fault(Fault::ServerError {
+        error_code: "UNKNOWN_EXCEPTION".to_owned(),
+        message: "PHIMARK-SALESFORCE-MESSAGE".to_owned(),
+    });
+    let server_error = send(
+        &c,
+        post(
+            "/Appointment",
+            phi_appointment("A-PHI-77-8").to_string(),
+            fhir_json,
+        ),
+        true,
+    )
+    .await;
+    sandbox.set_fault(Fault::row_locked());
+    let row_locked = send(
+        &c,
+        post(
+            "/Appointment",
+            phi_appointment("A-PHI-77-9").to_string(),
+            fhir_json,
+        ),
+        true,
+    )
+    .await;
+    sandbox.set_fault(Fault::Throttle);
+    let throttled = send(
+        &c,
+        post(
+            "/Appointment",
+            phi_appointment("A-PHI-77-10").to_string(),
+            fhir_json,
+        ),
+        true,
+    )
+    .await;
+    let lines = proxy.finish();
+
+    // Assert: the paths were the ones meant.
+    assert_eq!(booked.status, 201);
+    let statuses: Vec<u16> = failures.iter().map(|f| f.status).collect();
+    assert_eq!(statuses, [400, 400, 400, 422, 422, 422], "{statuses:?}");
+    assert_eq!(
+        validated.status, 200,
+        "$validate answers its findings with 200"
+    );
+    assert_eq!(batch.status, 200);
+    assert_eq!(slots.status, 400);
+    assert_eq!(bogus_token.status, 401);
+    assert_eq!(bogus_key.status, 401);
+    assert_eq!(server_error.status, 502);
+    assert_eq!(row_locked.status, 503);
+    assert_eq!(throttled.status, 503);
+
+    // No marker anywhere, at trace level.
+    let all = lines.join("\n");
+    for marker in MARKERS {
+        let found: Vec<&String> = lines.iter().filter(|l| l.contains(marker)).collect();
+        assert!(found.is_empty(), "{marker} was logged: {found:#?}");
+    }
+    assert!(all.contains("proxy started"));
+    // The filter really was `trace` (dependencies' trace lines included).
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"level\":\"TRACE\""))
+            .count()
+            > 10,
+        "{all}"
+    );
+
+    // Every line the proxy wrote while serving a request carries that request's id.
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let root_id = |line: &Value| -> Option<String> {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "http_request")?
+            .get("request_id")?
+            .as_str()
+            .map(str::to_owned)
+    };
+    let sent: Vec<&Sent> = [
+        &booked,
+        &validated,
+        &batch,
+        &slots,
+        &bogus_token,
+        &bogus_key,
+        &server_error,
+        &row_locked,
+        &throttled,
+    ]
+    .into_iter()
+    .chain(failures.iter())
+    .collect();
+    for s in &sent {
+        let own: Vec<&Value> = parsed
+            .iter()
+            .filter(|l| root_id(l).as_deref() == Some(s.request_id.as_str()))
+            .collect();
+        assert!(
+            own.iter().any(|l| l["message"] == "request finished"),
+            "no lines for request {} ({})",
+            s.request_id,
+            s.status
+        );
+    }
+    for line in &parsed {
+        let target = line["target"].as_str().unwrap_or_default();
+        if line["spans"].is_array() && target.starts_with("fhir_salesforce_proxy") {
+            assert!(
+                root_id(line).is_some_and(|id| !id.is_empty())
+                    || line["spans"][0]["name"] == "salesforce.token_refresh_ahead",
+                "a request-scoped line without the request id: {line}"
+            );
+        }
+    }
+
+    // One audit line per interaction, one more per Bundle entry, with the ids and outcome.
+    let audit: Vec<&Value> = parsed.iter().filter(|l| l["target"] == "audit").collect();
+    let audit_of = |id: &str| -> Vec<&Value> {
+        audit
+            .iter()
+            .copied()
+            .filter(|l| l["request_id"] == id)
+            .collect()
+    };
+    let booking = audit_of(&booked.request_id);
+    assert_eq!(booking.len(), 1, "{booking:#?}");
+    let line = booking[0];
+    assert_eq!(line["client_id"], "engine-1");
+    assert_eq!(line["tenant"], "default");
+    assert_eq!(line["interaction"], "create");
+    assert_eq!(line["http_status"], 201);
+    assert_eq!(line["outcome"], "success");
+    let booked_id = sandbox.bookings()[0].id.clone();
+    assert_eq!(line["fhir_ids"], booked_id.as_str());
+    assert_eq!(line["salesforce_ids"], booked_id.as_str());
+    assert!(line["duration_ms"].is_u64(), "{line}");
+    assert!(line["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    for failure in &failures {
+        let lines = audit_of(&failure.request_id);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["outcome"], "failure");
+        assert_eq!(lines[0]["http_status"], failure.status);
+        assert_eq!(lines[0]["client_id"], "engine-1");
+    }
+    let batch_lines = audit_of(&batch.request_id);
+    assert_eq!(batch_lines.len(), 3, "{batch_lines:#?}");
+    assert_eq!(batch_lines[0]["interaction"], "bundle");
+    assert_eq!(batch_lines[1]["bundle_entry"], 0);
+    assert_eq!(batch_lines[1]["interaction"], "create");
+    assert_eq!(batch_lines[1]["http_status"], 201);
+    assert_eq!(batch_lines[2]["bundle_entry"], 1);
+    assert_eq!(batch_lines[2]["outcome"], "failure");
+    let refused = audit_of(&bogus_token.request_id);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["client_id"], "-");
+    assert_eq!(refused[0]["http_status"], 401);
+    assert_eq!(
+        audit_of(&validated.request_id)[0]["interaction"],
+        "validate"
+    );
+    assert_eq!(audit_of(&slots.request_id)[0]["interaction"], "search-slot");
+}
