@@ -119,3 +119,35 @@ async fn plain_http_to_the_tls_port_gets_no_fhir_answer() {
         .await;
     assert!(untrusting.is_err());
 }
+
+#[test]
+fn serve_refuses_to_start_with_a_tls_file_it_cannot_use_naming_file_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{}/mappings/example.toml", env!("CARGO_MANIFEST_DIR")),
+        dir.path().join("mapping.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("key.pem"), "hunter2\n").unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert_file = \"absent.pem\"\n\
+         key_file = \"key.pem\"\n[salesforce]\n\
+         token_url = \"https://x.my.salesforce.com/services/oauth2/token\"\nclient_id = \"abc\"\n\
+         [mapping]\nfile = \"mapping.toml\"\n[auth]\ndisabled = true\n",
+    )
+    .unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fhir-salesforce-proxy"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("FSP_SALESFORCE__CLIENT_SECRET", "s")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server.tls"), "{stderr}");
+    assert!(stderr.contains("absent.pem: cannot read"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
