@@ -58,7 +58,7 @@ fn run(body: Vec<u8>, readers: &[Reader], formats: &[Format]) -> Seen {
                     seen.accepted += fed.accepted.len();
                     seen.refused += fed.refused.len();
                     seen.broken.extend(
-                        violations(&fed, &MARKERS)
+                        violations(&fed, &body, &MARKERS)
                             .into_iter()
                             .map(|v| format!("{reader:?} {format:?}: {v}")),
                     );
@@ -473,7 +473,7 @@ fn mutated_xml() -> impl Strategy<Value = Vec<u8>> {
 // ----- properties --------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn mutated_json_appointments_are_answered_without_a_leak(body in mutated_json()) {
@@ -533,7 +533,26 @@ fn the_marker_check_can_fail() {
             format!("unknown value {PATIENT}"),
         ))],
     };
-    assert_eq!(violations(&leaky, &MARKERS).len(), 1);
+    let body = format!(r#"{{"resourceType":"Appointment","status":"{PATIENT}"}}"#);
+    assert_eq!(violations(&leaky, body.as_bytes(), &MARKERS).len(), 1);
+    // An element name is echoed by design, a value never.
+    let named = |diagnostics: &str| Fed {
+        accepted: Vec::new(),
+        refused: vec![ProxyError::Unparseable(Issue::general(
+            IssueCode::Structure,
+            diagnostics,
+        ))],
+    };
+    let body = br#"{"resourceType":"Appointment","xZebulon":1,"a":"Quixote"}"#;
+    assert!(violations(&named("unknown field `xZebulon`"), body, &MARKERS).is_empty());
+    assert_eq!(
+        violations(&named("bad value Quixote"), body, &MARKERS).len(),
+        1
+    );
+    let body =
+        br#"<Appointment xmlns="http://hl7.org/fhir"><quixoteX value="Zebulon"/></Appointment>"#;
+    assert!(violations(&named("unknown field `quixoteX`"), body, &MARKERS).is_empty());
+    assert_eq!(violations(&named("got Zebulon"), body, &MARKERS).len(), 1);
 }
 
 #[test]
