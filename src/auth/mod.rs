@@ -364,3 +364,105 @@ fn api_key_client<'r>(registry: &'r Registry, key: &str) -> Option<&'r ClientSet
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ProxyError;
+
+    fn grant(scopes: &str, tenants: Option<Vec<&str>>) -> Access {
+        Access::Client(Grant {
+            client_id: "c".to_owned(),
+            scopes: Scopes::parse_lenient(scopes),
+            tenants: tenants.map(|t| t.into_iter().map(str::to_owned).collect()),
+            admin: false,
+        })
+    }
+
+    #[test]
+    fn interactions_are_checked_against_their_requirement() {
+        let access = grant("system/Appointment.write system/Slot.read", None);
+        assert_eq!(access.permits(Interaction::Create), Ok(()));
+        assert_eq!(access.permits(Interaction::Validate), Ok(()));
+        assert_eq!(access.permits(Interaction::Patch), Ok(()));
+        assert_eq!(access.permits(Interaction::SlotSearch), Ok(()));
+        assert_eq!(
+            access.permits(Interaction::Find),
+            Err(Denial::Scope {
+                resource_type: "Appointment",
+                permission: 's'
+            })
+        );
+        // Authorized entry by entry, and metadata is open.
+        assert_eq!(access.permits(Interaction::Bundle), Ok(()));
+        assert_eq!(access.permits(Interaction::Capabilities), Ok(()));
+        assert!(access.permits_entry("GET", "Appointment/$find").is_err());
+        assert!(access.permits_entry("PUT", "Appointment/1").is_ok());
+    }
+
+    #[test]
+    fn tenants_admin_and_the_fail_closed_default() {
+        let bound = grant("system/*.*", Some(vec!["north", ""]));
+        assert_eq!(bound.permits_tenant(Some("north")), Ok(()));
+        assert_eq!(bound.permits_tenant(None), Ok(()));
+        assert_eq!(bound.permits_tenant(Some("south")), Err(Denial::Tenant));
+        assert_eq!(bound.permits_admin(), Err(Denial::Admin));
+        assert_eq!(Access::Unrestricted.permits_admin(), Ok(()));
+        let nothing = Access::nothing();
+        assert!(nothing.permits(Interaction::Create).is_err());
+        assert!(nothing.permits_tenant(None).is_err());
+    }
+
+    #[test]
+    fn refusals_are_401_login_403_forbidden_and_503() {
+        for (error, status, code) in [
+            (
+                ProxyError::Unauthenticated { presented: false },
+                401,
+                "login",
+            ),
+            (
+                ProxyError::Unauthenticated { presented: true },
+                401,
+                "login",
+            ),
+            (ProxyError::Forbidden(Denial::Tenant), 403, "forbidden"),
+            (ProxyError::AuthUnavailable, 503, "transient"),
+        ] {
+            let o = error.outcome();
+            assert_eq!(o.status.as_u16(), status, "{error:?}");
+            assert_eq!(o.issues[0].code.as_str(), code, "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn api_keys_match_by_hash_only_and_disabled_lets_everyone_in() {
+        let mut settings = AuthSettings::enabled(None);
+        settings.clients.push(
+            ClientSettings::with_api_key("engine", "the-key", &["system/Appointment.c"]).unwrap(),
+        );
+        let auth = Auth::new(settings);
+        assert!(auth.is_enabled());
+        let access = auth
+            .authenticate(Credentials::ApiKey("the-key"))
+            .await
+            .unwrap();
+        assert_eq!(access.client_id(), Some("engine"));
+        assert_eq!(
+            auth.authenticate(Credentials::ApiKey("the-kex"))
+                .await
+                .err(),
+            Some(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            auth.authenticate(Credentials::Missing).await.err(),
+            Some(AuthFailure::Missing)
+        );
+        auth.replace_clients(AuthSettings::disabled());
+        assert!(!auth.is_enabled());
+        assert!(matches!(
+            auth.authenticate(Credentials::Missing).await,
+            Ok(Access::Unrestricted)
+        ));
+    }
+}
