@@ -27,14 +27,37 @@ pub const VALIDATE_DEFINITION: &str = "http://hl7.org/fhir/OperationDefinition/R
 pub const FIND_DEFINITION: &str =
     "http://fhir.org/guides/argonaut-scheduling/OperationDefinition/appointment-find";
 
+/// How clients authenticate, as `rest.security` announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// Authentication is switched off (`auth.disabled = true`): nothing is announced, since
+    /// `rest.security` describes how to authenticate.
+    Off,
+    /// Credentials are required; with a token endpoint URL when the proxy is a SMART Backend
+    /// Services token server reachable at a configured public URL.
+    Required {
+        /// The token endpoint, announced in the SMART `oauth-uris` extension.
+        token_url: Option<String>,
+    },
+}
+
+/// The SMART extension that carries the OAuth endpoints in `rest.security`.
+pub const OAUTH_URIS_EXTENSION: &str =
+    "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
+
 /// Builds the CapabilityStatement of this server, reached at `base_url` (the FHIR base, e.g.
-/// `https://proxy.example.org/fhir`), running software version `version`.
+/// `https://proxy.example.org/fhir`), running software version `version`, with `security` as
+/// `rest.security`.
 ///
 /// # Panics
 /// Never for any input: the arguments only fill string values, and the unit tests prove the shape
 /// parses as an R4 CapabilityStatement in strict mode.
-pub fn capability_statement(base_url: &str, version: &str) -> CapabilityStatement {
-    let value = statement_json(base_url, version);
+pub fn capability_statement(
+    base_url: &str,
+    version: &str,
+    security: &Security,
+) -> CapabilityStatement {
+    let value = statement_json(base_url, version, security);
     fhirbolt::json::from_json_value(
         value,
         Some(DeserializationConfig {
@@ -44,8 +67,8 @@ pub fn capability_statement(base_url: &str, version: &str) -> CapabilityStatemen
     .expect("the CapabilityStatement is valid R4: the unit tests parse it strictly")
 }
 
-fn statement_json(base_url: &str, version: &str) -> Value {
-    json!({
+fn statement_json(base_url: &str, version: &str, security: &Security) -> Value {
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "name": "FhirSalesforceProxy",
         "title": "fhir-salesforce-proxy",
@@ -90,7 +113,41 @@ fn statement_json(base_url: &str, version: &str) -> Value {
                 }
             ]
         }]
-    })
+    });
+    if let Some(security) = security_json(security) {
+        statement["rest"][0]["security"] = security;
+    }
+    statement
+}
+
+/// `rest.security`: the SMART-on-FHIR service when a token endpoint is announced, and always a
+/// description of the ways in (R4 CapabilityStatement.rest.security; SMART App Launch
+/// conformance for the `oauth-uris` extension).
+fn security_json(security: &Security) -> Option<Value> {
+    let Security::Required { token_url } = security else {
+        return None;
+    };
+    let mut value = json!({
+        "cors": false,
+        "description": "Every interaction but metadata needs credentials: an access token from \
+            this server's SMART Backend Services token endpoint (private_key_jwt, RS384 or ES384, \
+            system/ scopes in v1 or v2 syntax), a bearer JWT from the organisation's \
+            authorization server, or an API key in X-API-Key. Unauthenticated calls get 401 with \
+            WWW-Authenticate; calls outside the client's scopes or tenants get 403."
+    });
+    if let Some(token_url) = token_url {
+        value["service"] = json!([{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"
+            }]
+        }]);
+        value["extension"] = json!([{
+            "url": OAUTH_URIS_EXTENSION,
+            "extension": [{ "url": "token", "valueUri": token_url }]
+        }]);
+    }
+    Some(value)
 }
 
 fn appointment() -> Value {
@@ -222,7 +279,7 @@ mod tests {
     const BASE: &str = "https://proxy.example.org/fhir";
 
     fn statement() -> CapabilityStatement {
-        capability_statement(BASE, "1.2.3")
+        capability_statement(BASE, "1.2.3", &Security::Off)
     }
 
     fn text(value: Option<&str>) -> &str {
@@ -377,12 +434,48 @@ mod tests {
     }
 
     #[test]
+    fn security_announces_the_smart_token_endpoint_only_when_required() {
+        let off = capability_statement(BASE, "1.2.3", &Security::Off);
+        assert!(off.rest[0].security.is_none());
+
+        let token_url = "https://proxy.example.org/auth/token".to_owned();
+        let smart = capability_statement(
+            BASE,
+            "1.2.3",
+            &Security::Required {
+                token_url: Some(token_url.clone()),
+            },
+        );
+        let json: Value =
+            serde_json::from_slice(&fhirbolt::json::to_vec(&smart, None).unwrap()).unwrap();
+        let security = &json["rest"][0]["security"];
+        assert_eq!(
+            security["service"][0]["coding"][0]["code"], "SMART-on-FHIR",
+            "{security}"
+        );
+        assert_eq!(security["extension"][0]["url"], OAUTH_URIS_EXTENSION);
+        assert_eq!(
+            security["extension"][0]["extension"][0],
+            json!({"url": "token", "valueUri": token_url})
+        );
+
+        let keys_only =
+            capability_statement(BASE, "1.2.3", &Security::Required { token_url: None });
+        let security = keys_only.rest[0].security.as_ref().expect("security");
+        assert!(security.service.is_empty());
+        assert!(security.description.is_some());
+    }
+
+    #[test]
     fn content_depends_only_on_base_and_version() {
         assert_eq!(statement(), statement());
-        assert_ne!(statement(), capability_statement(BASE, "1.2.4"));
         assert_ne!(
             statement(),
-            capability_statement("http://other/fhir", "1.2.3")
+            capability_statement(BASE, "1.2.4", &Security::Off)
+        );
+        assert_ne!(
+            statement(),
+            capability_statement("http://other/fhir", "1.2.3", &Security::Off)
         );
     }
 }

@@ -5,10 +5,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::response::{self, query_param};
 use super::tenant::Tenant;
+use crate::auth::Auth;
 use crate::error::ProxyError;
 use crate::fhir::capability;
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -16,7 +17,11 @@ use crate::fhir::outcome::{Issue, IssueCode};
 /// Answers the CapabilityStatement of this server: 200 in the format `_format` or `Accept` asks
 /// for (406 when neither can be met), with a weak `ETag` (the same content in JSON and XML is the
 /// same statement), and 304 when `If-None-Match` already names it.
-pub async fn capability_statement(request: HttpRequest, state: Tenant) -> HttpResponse {
+pub async fn capability_statement(
+    request: HttpRequest,
+    state: Tenant,
+    auth: web::Data<Auth>,
+) -> HttpResponse {
     let rendering = match response::negotiate(&request, None) {
         Ok(rendering) => rendering,
         Err((error, rendering)) => return response::error(&error, rendering),
@@ -31,9 +36,17 @@ pub async fn capability_statement(request: HttpRequest, state: Tenant) -> HttpRe
         ));
         return response::error(&error, rendering);
     }
+    let security = if auth.is_enabled() {
+        capability::Security::Required {
+            token_url: auth.registry().token_url(),
+        }
+    } else {
+        capability::Security::Off
+    };
     let statement = capability::capability_statement(
         &base_url(&request, &state.base_path),
         env!("CARGO_PKG_VERSION"),
+        &security,
     );
     let etag = etag(&statement);
     if if_none_match(&request, &etag) {

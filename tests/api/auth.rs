@@ -834,9 +834,17 @@ async fn metadata_and_smart_configuration_are_open() {
 
     let response = get("/fhir/metadata").await.unwrap();
     assert_eq!(response.status(), 200);
+    let statement = json_body(response).await;
+    assert_eq!(statement["resourceType"], "CapabilityStatement");
+    // rest.security tells a client where to get a token (SMART App Launch conformance).
+    let security = &statement["rest"][0]["security"];
     assert_eq!(
-        json_body(response).await["resourceType"],
-        "CapabilityStatement"
+        security["service"][0]["coding"][0]["code"], "SMART-on-FHIR",
+        "{security}"
+    );
+    assert_eq!(
+        security["extension"][0]["extension"][0]["valueUri"], TOKEN_AUD,
+        "{security}"
     );
     for base in ["/fhir", "/fhir/north"] {
         let response = get(&format!("{base}/.well-known/smart-configuration"))
@@ -893,4 +901,17 @@ async fn with_auth_disabled_anyone_books_and_readyz_says_so() {
         .unwrap();
     let body = json_body(response).await;
     assert_eq!(body["auth"], "disabled", "{body}");
+    // With nothing to authenticate, the CapabilityStatement announces no security.
+    let statement = json_body(
+        app.client
+            .get(format!("{}/fhir/metadata", app.address))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        statement["rest"][0].get("security").is_none(),
+        "{statement}"
+    );
 }
