@@ -116,14 +116,14 @@ fn serve(config: &Path) -> Result<(), String> {
     let names: Vec<String> = tenants.iter().filter_map(|t| t.name.clone()).collect();
     actix_web::rt::System::new().block_on(async move {
         let auth = Arc::new(Auth::new(settings.auth));
+        // Before "proxy started": a SIGHUP sent on seeing that line must reload, not kill.
+        let signals = reload::Signals::install().map_err(|e| e.to_string())?;
         let app = Application::build(&settings.server, tenants, auth)
             .map_err(|e| format!("cannot start on {}: {e}", settings.server.listen))?;
         let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
         tracing::info!(listen = %settings.server.listen, scheme, base = %settings.server.base_path, tenants = ?names, "proxy started");
         // SIGHUP reloads the mappings; SIGTERM and Ctrl-C drain and stop (exit 0).
-        reload::run_until_signalled(app)
-            .await
-            .map_err(|e| e.to_string())
+        signals.run(app).await.map_err(|e| e.to_string())
     })
 }
 

@@ -227,21 +227,62 @@ pub async fn reload_in_background(reloader: Arc<Reloader>) -> Result<ReloadRepor
     }
 }
 
-/// Runs the proxy until SIGTERM or Ctrl-C, reloading on SIGHUP. On the first stop signal it stops
-/// accepting connections and lets requests in flight finish within the shutdown timeout; a second
-/// stops at once. Logs the start and the end of the drain.
+/// Runs the proxy until SIGTERM or Ctrl-C, reloading on SIGHUP: [`Signals::install`] then
+/// [`Signals::run`].
 ///
 /// # Errors
 /// When the signal handlers cannot be installed or the server fails.
 pub async fn run_until_signalled(app: Application) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
+    Signals::install()?.run(app).await
+}
 
+/// The process's signal handlers, installed before the proxy says it has started: until they are,
+/// SIGHUP's default action would end the process instead of reloading.
+pub struct Signals {
+    hangup: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers for SIGHUP, SIGTERM and SIGINT (inside the runtime).
+    ///
+    /// # Errors
+    /// When a handler cannot be installed.
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Runs the proxy until SIGTERM or Ctrl-C, reloading on SIGHUP. On the first stop signal it
+    /// stops accepting connections and lets requests in flight finish within the shutdown
+    /// timeout; a second stops at once. Logs the start and the end of the drain.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(self, app: Application) -> std::io::Result<()> {
+        let Signals {
+            mut hangup,
+            mut terminate,
+            mut interrupt,
+        } = self;
+        drive(app, &mut hangup, &mut terminate, &mut interrupt).await
+    }
+}
+
+async fn drive(
+    app: Application,
+    hangup: &mut tokio::signal::unix::Signal,
+    terminate: &mut tokio::signal::unix::Signal,
+    interrupt: &mut tokio::signal::unix::Signal,
+) -> std::io::Result<()> {
     let handle = app.handle();
     let reloader = app.reloader();
     let shutdown_timeout = app.shutdown_timeout();
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     let server = app.run_until_stopped();
     tokio::pin!(server);
     let mut draining = false;
