@@ -15,6 +15,7 @@ use std::time::Duration;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
 use tokio::sync::Semaphore;
@@ -104,6 +105,7 @@ pub async fn limits(
     let interaction = request
         .match_pattern()
         .and_then(|pattern| Interaction::from_route(request.method(), &pattern, &limits.base_path));
+    let request_id = crate::telemetry::request_id(&request);
     match tokio::time::timeout(limits.request_timeout, next.call(request)).await {
         Ok(result) => result.map(|r| r.map_into_boxed_body()),
         Err(_) => {
@@ -130,7 +132,14 @@ pub async fn limits(
             };
             // Returned as an error carrying the ready answer: actix writes that answer, and the
             // outer middleware (span, audit) see the failure.
-            let answer = response::error(&error, rendering);
+            let mut answer = response::error(&error, rendering);
+            // The error bypasses `request_id_header`, which only sees responses; the caller
+            // needs the id most on exactly this answer, to ask what became of the request.
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                answer
+                    .headers_mut()
+                    .insert(HeaderName::from_static(super::REQUEST_ID_HEADER), value);
+            }
             Err(InternalError::from_response("request timeout", answer).into())
         }
     }

@@ -154,6 +154,13 @@ async fn a_booking_past_the_request_timeout_is_a_504_saying_its_outcome_is_unkno
     let response = app.post_json(&numbered_appointment(1)).await;
 
     assert_eq!(response.status(), 504);
+    // The id to ask about this request with, like on every other answer.
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert!(request_id.is_some_and(|id| id.len() >= 8));
     let outcome = json_body(response).await;
     assert_outcome(&outcome, "timeout", None);
     let text = diagnostics(&outcome);
