@@ -112,6 +112,9 @@ pub enum ProxyError {
     /// A reload was asked of a proxy started without a configuration file (`demo`).
     #[error("nothing to reload")]
     NothingToReload,
+    /// SMART discovery was asked of a proxy without `auth.public_url`.
+    #[error("SMART Backend Services not configured")]
+    SmartNotConfigured,
 }
 
 /// What the client receives for an error.
@@ -436,6 +439,18 @@ impl ProxyError {
                         )
                     })
                     .collect(),
+                None,
+            ),
+            // The token endpoint's URL is the audience every client assertion must name; taken
+            // from a request's Host it would be whatever the caller claims.
+            ProxyError::SmartNotConfigured => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::general(
+                    IssueCode::NotSupported,
+                    "SMART Backend Services is not offered here: the proxy's auth.public_url is \
+                     not set, and without it there is no token endpoint URL to announce or to \
+                     check client assertions against",
+                )],
                 None,
             ),
             ProxyError::NothingToReload => (

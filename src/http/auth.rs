@@ -233,6 +233,6 @@ pub async fn smart_configuration(
     }
     match smart::smart_configuration(&auth.registry()) {
         Some(document) => HttpResponse::Ok().json(document),
-        None => response::error(&ProxyError::NotFound, rendering),
+        None => response::error(&ProxyError::SmartNotConfigured, rendering),
     }
 }

@@ -915,3 +915,38 @@ async fn with_auth_disabled_anyone_books_and_readyz_says_so() {
         "{statement}"
     );
 }
+
+#[tokio::test]
+async fn without_a_public_url_smart_discovery_says_what_is_missing() {
+    let sandbox = start_sandbox();
+    let mut settings = AuthSettings::enabled(None);
+    settings.clients.push(
+        ClientSettings::with_api_key("engine", ENGINE_KEY, &["system/Appointment.*"]).unwrap(),
+    );
+    let app = spawn_tenants_with_auth(
+        vec![(
+            None,
+            salesforce_settings(&sandbox.token_url()),
+            example_mapping(),
+        )],
+        Arc::new(Auth::new(settings)),
+    );
+    let response = app
+        .client
+        .get(format!(
+            "{}/fhir/.well-known/smart-configuration",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let outcome = json_body(response).await;
+    assert_outcome(&outcome, "not-supported", None);
+    let text = outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("auth.public_url"), "{text}");
+    // API keys still work without it.
+    assert_booked(book(&app, "/fhir/Appointment", 1, &[("x-api-key", ENGINE_KEY)]).await).await;
+}
