@@ -144,7 +144,7 @@ impl Application {
         let head_timeout = server.request_timeout.min(HEAD_TIMEOUT);
         let metrics = web::Data::new(metrics);
         let fhir_base = web::Data::new(FhirBase(server.base_path.clone()));
-        let readiness = web::Data::new(Readiness::new(server.readiness_cache, auth.is_enabled()));
+        let readiness = web::Data::new(Readiness::new(server.readiness_cache));
         let auth_data = web::Data::from(auth.clone());
         let auth_base = web::Data::new(http::auth::AuthBase(server.base_path.clone()));
         let base_path = server.base_path.clone();

@@ -16,13 +16,12 @@ use serde::Serialize;
 
 use super::AppState;
 use super::tenant::Tenants;
+use crate::auth::Auth;
 use crate::metrics::{self, Metrics};
 
-/// What `/readyz` needs besides the tenants: how long an org's answer is reused, and whether
-/// inbound auth is on (shown, since switching it off must be visible).
+/// What `/readyz` needs besides the tenants and inbound auth: how long an org's answer is reused.
 pub struct Readiness {
     cache_for: Duration,
-    auth_enabled: bool,
     answers: Mutex<HashMap<String, (Instant, OrgState)>>,
 }
 
@@ -41,11 +40,10 @@ pub struct OrgState {
 }
 
 impl Readiness {
-    /// Answers kept for `cache_for`; `auth_enabled` as the auth configuration says.
-    pub fn new(cache_for: Duration, auth_enabled: bool) -> Self {
+    /// Answers kept for `cache_for`.
+    pub fn new(cache_for: Duration) -> Self {
         Readiness {
             cache_for,
-            auth_enabled,
             answers: Mutex::new(HashMap::new()),
         }
     }
@@ -97,8 +95,13 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: 200 when every org can get a Salesforce token, else 503 naming the failing
-/// tenants; the body lists each tenant's state and whether inbound auth is on.
-pub async fn readyz(tenants: web::Data<Tenants>, readiness: web::Data<Readiness>) -> HttpResponse {
+/// tenants; the body lists each tenant's state and whether inbound auth is on (read at each
+/// probe, since a reload can switch it: switching it off must be visible).
+pub async fn readyz(
+    tenants: web::Data<Tenants>,
+    readiness: web::Data<Readiness>,
+    auth: web::Data<Auth>,
+) -> HttpResponse {
     let mut orgs = Vec::new();
     for (name, state) in all_tenants(&tenants) {
         orgs.push(readiness.check(name, &state).await);
@@ -112,7 +115,7 @@ pub async fn readyz(tenants: web::Data<Tenants>, readiness: web::Data<Readiness>
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not ready" },
         "config": "loaded",
-        "auth": if readiness.auth_enabled { "enabled" } else { "disabled" },
+        "auth": if auth.is_enabled() { "enabled" } else { "disabled" },
         "failing": failing,
         "tenants": orgs,
     });

@@ -950,3 +950,23 @@ async fn without_a_public_url_smart_discovery_says_what_is_missing() {
     // API keys still work without it.
     assert_booked(book(&app, "/fhir/Appointment", 1, &[("x-api-key", ENGINE_KEY)]).await).await;
 }
+
+#[tokio::test]
+async fn readyz_shows_a_reload_that_switches_auth_off() {
+    let keys = keys();
+    let (app, _sandbox, auth) = start(settings(&keys, vec![]));
+    let readyz = || async {
+        json_body(
+            app.client
+                .get(format!("{}/readyz", app.address))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    assert_eq!(readyz().await["auth"], "enabled");
+    auth.replace_clients(AuthSettings::disabled());
+    let body = readyz().await;
+    assert_eq!(body["auth"], "disabled", "{body}");
+}
