@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use fhir_salesforce_proxy::auth::{Auth, AuthSettings, ClientSettings};
+use fhir_salesforce_proxy::auth::{self, Auth, AuthSettings, ClientSettings};
 use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings};
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
@@ -17,6 +17,7 @@ use fhir_salesforce_proxy::server::{Application, Tenant};
 use fhir_salesforce_proxy::store::{FileStore, MemoryStore};
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
 use fhir_salesforce_proxy::translation::{NO_LOOKUPS_NOTE, translate};
+use secrecy::ExposeSecret;
 
 /// Book Salesforce Health Cloud appointments with FHIR R4.
 #[derive(Parser)]
@@ -56,6 +57,9 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Make a new random API key: prints the key (for the client) and the `api_key_sha256` line
+    /// for its `[[auth.clients]]` entry (the proxy keeps only the hash).
+    ApiKey,
     /// Print the Book Appointment request an Appointment (JSON or XML) becomes, or the
     /// OperationOutcome saying why it cannot (exit code 1).
     Translate {
@@ -84,6 +88,10 @@ fn main() -> ExitCode {
             mapping,
         } => return translate_file(&appointment, &mapping),
         Command::CheckMapping { file } => check_mapping(&file),
+        Command::ApiKey => {
+            print_new_api_key();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,7 +159,8 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
         };
         // A fresh random key each run: the demo is authenticated like any proxy, and the key is
         // good only for this process.
-        let api_key = format!("demo-{}", hex::encode(rand::random::<[u8; 24]>()));
+        let (api_key, _) = auth::new_api_key("demo-");
+        let api_key = api_key.expose_secret().to_owned();
         let mut auth = AuthSettings::enabled(None);
         let scopes = ["system/Appointment.*", "system/Slot.*"];
         let client = ClientSettings::with_api_key("demo", &api_key, &scopes);
@@ -258,4 +267,13 @@ fn check_mapping(file: &Path) -> Result<(), String> {
         mapping.codes.len()
     );
     Ok(())
+}
+
+fn print_new_api_key() {
+    let (key, hash) = auth::new_api_key("fsp-");
+    println!(
+        "API key, for the client (shown once; the proxy stores only its hash):\n\n  {}\n\nFor \
+         its [[auth.clients]] entry:\n\n  api_key_sha256 = \"{hash}\"",
+        key.expose_secret()
+    );
 }

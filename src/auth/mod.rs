@@ -350,6 +350,14 @@ fn warn_if_disabled(settings: &AuthSettings) {
     }
 }
 
+/// A new random API key (`prefix` followed by 48 hex digits, 192 bits from the OS's generator)
+/// and the hex SHA-256 that `api_key_sha256` takes.
+pub fn new_api_key(prefix: &str) -> (secrecy::SecretString, String) {
+    let key = format!("{prefix}{}", hex::encode(rand::random::<[u8; 24]>()));
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    (key.into(), hash)
+}
+
 /// The client whose API key hash matches, comparing with every client's hash in constant time.
 fn api_key_client<'r>(registry: &'r Registry, key: &str) -> Option<&'r ClientSettings> {
     let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
@@ -377,6 +385,27 @@ mod tests {
             tenants: tenants.map(|t| t.into_iter().map(str::to_owned).collect()),
             admin: false,
         })
+    }
+
+    #[test]
+    fn a_new_api_key_is_random_and_its_hash_lets_it_in() {
+        use secrecy::ExposeSecret;
+        let (key, hash) = new_api_key("fsp-");
+        let (other, _) = new_api_key("fsp-");
+        assert!(key.expose_secret().starts_with("fsp-"));
+        assert_eq!(key.expose_secret().len(), 4 + 48);
+        assert_ne!(key.expose_secret(), other.expose_secret());
+        assert_eq!(hash.len(), 64);
+        let mut settings = AuthSettings::enabled(None);
+        let mut client =
+            ClientSettings::with_api_key("c", "unused", &["system/Appointment.c"]).unwrap();
+        let mut expected = [0u8; 32];
+        hex::decode_to_slice(&hash, &mut expected).unwrap();
+        client.api_key_sha256 = Some(expected);
+        settings.clients.push(client);
+        let registry = Registry::new(settings, &reqwest::Client::new());
+        assert!(api_key_client(&registry, key.expose_secret()).is_some());
+        assert!(api_key_client(&registry, other.expose_secret()).is_none());
     }
 
     #[test]

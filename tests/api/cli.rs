@@ -220,16 +220,32 @@ async fn serve_books_through_a_configured_org_with_environment_overrides() {
         dir.path().join("mapping.toml"),
     )
     .unwrap();
+    // The client's key as `api-key` makes it: the key for the client, the hash for the file.
+    let made = Command::new(BIN).arg("api-key").output().unwrap();
+    assert!(made.status.success());
+    let printed = String::from_utf8(made.stdout).unwrap();
+    let key = printed
+        .split_whitespace()
+        .find(|word| word.starts_with("fsp-"))
+        .expect("a key")
+        .to_owned();
+    let hash_line = printed
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("api_key_sha256 = "))
+        .expect("a line for the configuration");
     let config = dir.path().join("proxy.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:1\"\n[salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
-             [mapping]\nfile = \"mapping.toml\"\n[auth]\ndisabled = true\n",
+             [mapping]\nfile = \"mapping.toml\"\n\
+             [[auth.clients]]\nid = \"engine\"\nscopes = [\"system/Appointment.c\"]\n{hash_line}\n",
             sandbox.token_url()
         ),
     )
     .unwrap();
+    assert!(!std::fs::read_to_string(&config).unwrap().contains(&key));
     let port = free_port();
     let mut child = Command::new(BIN)
         .args(["serve", "--config", config.to_str().unwrap()])
@@ -244,13 +260,19 @@ async fn serve_books_through_a_configured_org_with_environment_overrides() {
     let log = wait_for_line(stderr, "proxy started").await;
     assert!(!log.contains("sandbox-secret"), "{log}");
 
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/r4/Appointment"))
-        .header("Content-Type", "application/fhir+json")
-        .body(example_appointment().to_string())
-        .send()
-        .await
-        .unwrap();
+    let post = |key: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/r4/Appointment"))
+            .header("Content-Type", "application/fhir+json")
+            .body(example_appointment().to_string());
+        if let Some(key) = key {
+            request = request.header("X-API-Key", key);
+        }
+        request.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert!(sandbox.bookings().is_empty());
+    let response = post(Some(&key)).await.unwrap();
 
     assert_eq!(response.status(), 201);
     let id = sandbox.bookings()[0].id.clone();
