@@ -21,8 +21,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
-const PUBLIC_URL: &str = "https://proxy.example";
-const TOKEN_AUD: &str = "https://proxy.example/auth/token";
+pub(crate) const PUBLIC_URL: &str = "https://proxy.example";
+pub(crate) const TOKEN_AUD: &str = "https://proxy.example/auth/token";
 const ENGINE_KEY: &str = "engine-0123456789abcdef0123456789abcdef";
 const READER_KEY: &str = "reader-0123456789abcdef0123456789abcdef";
 const NORTH_KEY: &str = "north-0123456789abcdef0123456789abcdef";
@@ -43,7 +43,7 @@ fn now() -> u64 {
 }
 
 /// A signing key and its public JWK.
-struct TestKey {
+pub(crate) struct TestKey {
     encoding: EncodingKey,
     algorithm: Algorithm,
     jwk: Value,
@@ -65,7 +65,7 @@ fn rsa_key(kid: &str) -> TestKey {
     }
 }
 
-fn ec_key(kid: &str) -> TestKey {
+pub(crate) fn ec_key(kid: &str) -> TestKey {
     use p384::pkcs8::{EncodePrivateKey as _, LineEnding};
     let secret = p384::SecretKey::random(&mut rsa::rand_core::OsRng);
     let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap();
@@ -81,11 +81,11 @@ fn ec_key(kid: &str) -> TestKey {
     }
 }
 
-fn jwks(keys: &[&TestKey]) -> Value {
+pub(crate) fn jwks(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
 }
 
-fn sign(key: &TestKey, kid: &str, claims: &Value) -> String {
+pub(crate) fn sign(key: &TestKey, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(key.algorithm);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
@@ -249,14 +249,18 @@ async fn assert_forbidden(response: reqwest::Response, says: &str) {
     );
 }
 
-fn assertion_claims(client: &str) -> Value {
+pub(crate) fn assertion_claims(client: &str) -> Value {
     json!({
         "iss": client, "sub": client, "aud": TOKEN_AUD,
         "exp": now() + 240, "jti": format!("jti-{}", rand::random::<u64>()),
     })
 }
 
-async fn token_request(app: &TestApp, assertion: &str, scope: &str) -> reqwest::Response {
+pub(crate) async fn token_request(
+    app: &TestApp,
+    assertion: &str,
+    scope: &str,
+) -> reqwest::Response {
     app.client
         .post(format!("{}/auth/token", app.address))
         .form(&[
@@ -274,7 +278,7 @@ async fn token_request(app: &TestApp, assertion: &str, scope: &str) -> reqwest::
 }
 
 /// Asserts a refused token request: `invalid_client` (401) whose description says `says`.
-async fn assert_invalid_client(response: reqwest::Response, says: &str) {
+pub(crate) async fn assert_invalid_client(response: reqwest::Response, says: &str) {
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body = json_body(response).await;
@@ -286,7 +290,13 @@ async fn assert_invalid_client(response: reqwest::Response, says: &str) {
     assert!(body.get("access_token").is_none(), "{body}");
 }
 
-async fn access_token(app: &TestApp, key: &TestKey, client: &str, kid: &str, scope: &str) -> Value {
+pub(crate) async fn access_token(
+    app: &TestApp,
+    key: &TestKey,
+    client: &str,
+    kid: &str,
+    scope: &str,
+) -> Value {
     let response = token_request(app, &sign(key, kid, &assertion_claims(client)), scope).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");

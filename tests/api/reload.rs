@@ -278,6 +278,67 @@ async fn a_reload_puts_in_the_client_list_of_the_file() {
 }
 
 #[tokio::test]
+async fn a_reload_reads_a_rotated_client_jwks_file() {
+    use crate::auth::{
+        PUBLIC_URL, access_token, assert_invalid_client, assertion_claims, ec_key, jwks, sign,
+        token_request,
+    };
+    // Arrange: a SMART client whose JWKS file holds its old key; the client's new key is not in
+    // force yet.
+    let sandbox = start_sandbox();
+    let old = ec_key("engine-2025");
+    let new = ec_key("engine-2026");
+    let clients = format!(
+        "[auth]\npublic_url = \"{PUBLIC_URL}\"\n[[auth.clients]]\nid = \"engine\"\n\
+         scopes = [\"system/Appointment.*\"]\njwks_file = \"engine.jwks\"\n\
+         [[auth.clients]]\nid = \"ops\"\nscopes = [\"system/Appointment.rs\"]\nadmin = true\n\
+         api_key_sha256 = \"{}\"\n",
+        sha256_hex("ops-key-0123456789abcdef")
+    );
+    let config = ConfigDir::with_auth(&sandbox, "", &clients);
+    let jwks_file = config.path().join("engine.jwks");
+    std::fs::write(&jwks_file, jwks(&[&old]).to_string()).unwrap();
+    let app = spawn_with_config(&sandbox, &config);
+    assert_eq!(reload(&app).await.status(), 200, "the file's clients go in");
+    let scope = "system/Appointment.c";
+    let signed_new = sign(&new, "engine-2026", &assertion_claims("engine"));
+    assert_invalid_client(token_request(&app, &signed_new, scope).await, "kid").await;
+
+    // Act: the client's keys are rotated in its JWKS file, then the proxy is told to reload.
+    std::fs::write(&jwks_file, jwks(&[&new]).to_string()).unwrap();
+    let answer = app
+        .client
+        .post(format!("{}/admin/reload", app.address))
+        .header("X-Api-Key", "ops-key-0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: the new key gets a token that books; the retired one no longer gets in.
+    let status = answer.status();
+    let report = json_body(answer).await;
+    assert_eq!(status, 200, "{report}");
+    // (The harness starts the app with other [server] and [salesforce] values than the file's,
+    // and those are reported; nothing about the clients may be.)
+    assert!(!report["ignored"].to_string().contains("auth"), "{report}");
+    assert_eq!(report["clients"], 2, "{report}");
+    let token = access_token(&app, &new, "engine", "engine-2026", scope).await;
+    let booked = app
+        .client
+        .post(format!("{}/fhir/Appointment", app.address))
+        .header("Content-Type", "application/fhir+json")
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .body(numbered_appointment(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status(), 201);
+    assert_eq!(json_body(booked).await["status"], "booked");
+    let signed_old = sign(&old, "engine-2025", &assertion_claims("engine"));
+    assert_invalid_client(token_request(&app, &signed_old, scope).await, "kid").await;
+}
+
+#[tokio::test]
 async fn a_proxy_without_a_configuration_file_has_nothing_to_reload() {
     let (app, _sandbox) = spawn_with_sandbox(example_mapping());
 
