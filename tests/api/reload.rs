@@ -457,6 +457,21 @@ impl Served {
             .unwrap();
         assert!(status.success());
     }
+
+    /// Waits for the child to exit: its stderr closing is the signal (the reader thread ends and
+    /// the channel disconnects), then its status is collected.
+    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            let left = DEADLINE.saturating_sub(started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the proxy did not exit"),
+            }
+        }
+        self.child.wait().unwrap()
+    }
 }
 
 impl Drop for Served {

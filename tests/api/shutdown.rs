@@ -82,13 +82,6 @@ async fn sigterm_drains_a_booking_in_flight_refuses_new_connections_and_exits_0(
     assert_eq!(sandbox.bookings().len(), 1);
 
     wait_for(&served.lines, "drain finished");
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = served.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(started.elapsed() < DEADLINE, "the proxy did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = served.wait_for_exit();
     assert_eq!(exit.code(), Some(0));
 }
