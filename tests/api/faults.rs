@@ -43,6 +43,27 @@ async fn mount_token(server: &MockServer, token: &str, expected_calls: u64) {
         .await;
 }
 
+/// Salesforce's Book Appointment endpoint answering `response`, expected `times` times (checked
+/// when the server is dropped).
+async fn mount_book(server: &MockServer, response: ResponseTemplate, times: u64) {
+    Mock::given(method("POST"))
+        .and(path(BOOK_PATH))
+        .respond_with(response)
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+/// A Salesforce REST error answer: an array with one error.
+fn salesforce_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!([{ "errorCode": code, "message": message }]))
+}
+
+/// Salesforce's answer to an expired or revoked session: a 401 before any processing.
+fn session_expired() -> ResponseTemplate {
+    salesforce_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+}
+
 fn booked(id: &str) -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(json!({
         "id": id, "isSuccess": true, "status": "Scheduled", "error": []
@@ -72,19 +93,12 @@ async fn an_invalid_session_is_retried_once_with_a_fresh_token() {
     mount_token(&server, "token-1", 2).await;
     Mock::given(method("POST"))
         .and(path(BOOK_PATH))
-        .respond_with(ResponseTemplate::new(401).set_body_json(
-            json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
-        ))
+        .respond_with(session_expired())
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(booked("08pxx0000004KhxxAE"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_book(&server, booked("08pxx0000004KhxxAE"), 1).await;
     let app = proxy_for(&server);
 
     let response = app.post_json(&example_appointment()).await;
@@ -102,14 +116,7 @@ async fn an_invalid_session_is_retried_once_with_a_fresh_token() {
 async fn a_second_invalid_session_is_a_502_not_a_loop() {
     let server = org().await;
     mount_token(&server, "token-1", 2).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(ResponseTemplate::new(401).set_body_json(
-            json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
-        ))
-        .expect(2)
-        .mount(&server)
-        .await;
+    mount_book(&server, session_expired(), 2).await;
     let app = proxy_for(&server);
 
     let response = app.post_json(&example_appointment()).await;
@@ -182,15 +189,15 @@ async fn both_documented_response_shapes_are_read() {
 async fn is_success_false_is_a_422_with_salesforce_messages_even_on_2xx() {
     let server = org().await;
     mount_token(&server, "token-1", 1).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+    mount_book(
+        &server,
+        ResponseTemplate::new(200).set_body_json(json!([{
             "id": null, "isSuccess": false, "status": "Rejected",
             "errorMessages": ["The selected time slot is no longer available."]
-        }])))
-        .expect(1)
-        .mount(&server)
-        .await;
+        }])),
+        1,
+    )
+    .await;
     let app = proxy_for(&server);
 
     let response = app.post_json(&example_appointment()).await;
@@ -208,14 +215,12 @@ async fn is_success_false_is_a_422_with_salesforce_messages_even_on_2xx() {
 async fn salesforce_400_is_a_422_with_its_messages() {
     let server = org().await;
     mount_token(&server, "token-1", 1).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!([{
-            "errorCode": "INVALID_INPUT", "message": "Work type is inactive."
-        }])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_book(
+        &server,
+        salesforce_error(400, "INVALID_INPUT", "Work type is inactive."),
+        1,
+    )
+    .await;
     let app = proxy_for(&server);
 
     let response = app.post_json(&example_appointment()).await;
@@ -233,14 +238,12 @@ async fn salesforce_400_is_a_422_with_its_messages() {
 async fn server_errors_are_502_and_never_retried() {
     let server = org().await;
     mount_token(&server, "token-1", 1).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!([{
-            "errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred."
-        }])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_book(
+        &server,
+        salesforce_error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred."),
+        1,
+    )
+    .await;
     let app = proxy_for(&server);
 
     let response = app.post_json(&example_appointment()).await;
@@ -255,12 +258,12 @@ async fn server_errors_are_502_and_never_retried() {
 async fn a_slow_salesforce_is_a_504_and_not_retried() {
     let server = org().await;
     mount_token(&server, "token-1", 1).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(booked("08pxx0000004KhxxAE").set_delay(Duration::from_secs(10)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_book(
+        &server,
+        booked("08pxx0000004KhxxAE").set_delay(Duration::from_secs(10)),
+        1,
+    )
+    .await;
     let app = proxy_for(&server); // request timeout: 5 s
 
     let response = app.post_json(&example_appointment()).await;
@@ -278,14 +281,16 @@ async fn a_slow_salesforce_is_a_504_and_not_retried() {
 async fn throttling_is_a_503_with_retry_after() {
     let server = org().await;
     mount_token(&server, "token-1", 1).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!([{
-            "errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."
-        }])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_book(
+        &server,
+        salesforce_error(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        ),
+        1,
+    )
+    .await;
     let app = proxy_for(&server);
 
     let response = app.post_json(&example_appointment()).await;
@@ -328,12 +333,7 @@ async fn a_refused_token_is_a_502_naming_the_setting_and_is_tried_again_next_tim
 async fn the_client_secret_goes_only_to_the_token_endpoint() {
     let server = org().await;
     mount_token(&server, "token-1", 1).await;
-    Mock::given(method("POST"))
-        .and(path(BOOK_PATH))
-        .respond_with(booked("08pxx0000004KhxxAE"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_book(&server, booked("08pxx0000004KhxxAE"), 1).await;
     let app = proxy_for(&server);
     assert_eq!(app.post_json(&example_appointment()).await.status(), 201);
 
