@@ -1,6 +1,6 @@
 //! The audit trail: one line per FHIR interaction on the tracing target `audit`, so operators can
-//! route and ship it apart from the diagnostic log (`RUST_LOG=info,audit=info`, or a filter on
-//! `target == "audit"` in the log shipper).
+//! route and ship it apart from the diagnostic log (`--audit-file`, which
+//! [`crate::telemetry::init`] sets up, or a filter on `target == "audit"` in the log shipper).
 //!
 //! One middleware ([`observe`]) writes the line and counts the request in [`Metrics`]: it knows
 //! the route, tenant, status and duration; a handler only states the ids it touched with

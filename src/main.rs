@@ -32,6 +32,10 @@ struct Cli {
         env = "FSP_LOG_FORMAT"
     )]
     log_format: LogFormat,
+    /// Write the audit trail (one JSON line per FHIR interaction) to this file, appended, instead
+    /// of to standard error with the other logs; it is then written whatever RUST_LOG says.
+    #[arg(long, global = true, value_name = "FILE", env = "FSP_AUDIT_FILE")]
+    audit_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,7 +82,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    if let Err(message) = telemetry::init(cli.log_format, cli.audit_file.as_deref()) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Demo { listen } => demo(listen),

@@ -217,7 +217,13 @@ fn changed_server_keys(running: &ServerSettings, file: &ServerSettings) -> Vec<S
 /// Those of [`Reloader::reload`].
 pub async fn reload_in_background(reloader: Arc<Reloader>) -> Result<ReloadReport, ProxyError> {
     let generation = reloader.generation();
-    match actix_web::rt::task::spawn_blocking(move || reloader.reload()).await {
+    let reload = move || {
+        // Log rotation's usual signal is SIGHUP: the audit file is reopened even when the
+        // mappings cannot be reloaded (or there is no configuration file, as in `demo`).
+        crate::telemetry::reopen_audit_file();
+        reloader.reload()
+    };
+    match actix_web::rt::task::spawn_blocking(reload).await {
         Ok(result) => result,
         // The reload panicked: nothing was swapped (the swap is its last step).
         Err(_) => Err(ProxyError::ReloadRefused {

@@ -63,6 +63,16 @@ fn repo(path: &str) -> String {
 /// Starts `serve` with JSON logs at trace level against `sandbox`, API-key auth on, and waits
 /// for "proxy started" while draining stderr on a thread for the whole run.
 async fn start(sandbox: &Sandbox, dir: &std::path::Path) -> Proxy {
+    start_with(sandbox, dir, &[], "trace").await
+}
+
+/// [`start`] with more arguments before `serve` and another `RUST_LOG`.
+async fn start_with(
+    sandbox: &Sandbox,
+    dir: &std::path::Path,
+    global_args: &[&str],
+    rust_log: &str,
+) -> Proxy {
     let mapping = std::fs::read_to_string(repo("mappings/example.toml")).unwrap()
         + "\n[[ids.lookup]]\nidentifier_system = \"http://hospital.example.org/mrn\"\n\
            object = \"Account\"\nexternal_id_field = \"EHR_Patient_Id__c\"\n";
@@ -82,21 +92,21 @@ async fn start(sandbox: &Sandbox, dir: &std::path::Path) -> Proxy {
              [store]\npath = \"appointments.jsonl\"\n\
              [auth]\n[[auth.clients]]\nid = \"engine-1\"\n\
              scopes = [\"system/Appointment.*\", \"system/Slot.read\"]\n\
-             api_key_sha256 = \"{key_hash}\"\n",
+             api_key_sha256 = \"{key_hash}\"\nadmin = true\n",
             sandbox.token_url()
         ),
     )
     .unwrap();
     let mut child = Command::new(BIN)
+        .args(["--log-format", "json"])
+        .args(global_args)
         .args([
-            "--log-format",
-            "json",
             "serve",
             "--config",
             dir.join("proxy.toml").to_str().unwrap(),
         ])
         .env("FSP_SALESFORCE__CLIENT_SECRET", SALESFORCE_SECRET)
-        .env("RUST_LOG", "trace")
+        .env("RUST_LOG", rust_log)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -462,4 +472,121 @@ async fn logs_carry_request_ids_and_audit_lines_and_never_patient_data_tokens_or
         "validate"
     );
     assert_eq!(audit_of(&slots.request_id)[0]["interaction"], "search-slot");
+}
+
+#[tokio::test]
+async fn an_audit_file_gets_the_audit_trail_whatever_the_log_level_and_stderr_does_not() {
+    // `warn` for everything but the proxy's own start-up line would drop the audit trail's
+    // `info` lines; `info` would put them on standard error too.
+    for rust_log in ["warn,fhir_salesforce_proxy=info", "info"] {
+        audit_file_holds_the_trail(rust_log).await;
+    }
+}
+
+async fn audit_file_holds_the_trail(rust_log: &str) {
+    // Arrange
+    let sandbox = Sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxSettings::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let audit_file = dir.path().join("audit.jsonl");
+    let proxy = start_with(
+        &sandbox,
+        dir.path(),
+        &["--audit-file", audit_file.to_str().unwrap()],
+        rust_log,
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}/fhir", proxy.port);
+    let c = reqwest::Client::new();
+    let post = || {
+        c.post(format!("{base}/Appointment"))
+            .header("Content-Type", "application/fhir+json")
+            .body(phi_appointment("A-PHI-77-1").to_string())
+    };
+
+    // Act: one booking; the file is rotated (renamed, then a reload, as logrotate would signal
+    // with SIGHUP); one call refused for want of a key.
+    let booked = send(&c, post(), true).await;
+    let rotated = dir.path().join("audit.jsonl.1");
+    std::fs::rename(&audit_file, &rotated).unwrap();
+    let reload = c
+        .post(format!("http://127.0.0.1:{}/admin/reload", proxy.port))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200, "{}", reload.text().await.unwrap());
+    let refused = send(&c, post(), false).await;
+    let stderr = proxy.finish();
+
+    // Assert: each file holds its audit line, as JSON, and nothing else.
+    assert_eq!((booked.status, refused.status), (201, 401), "{rust_log}");
+    let text =
+        std::fs::read_to_string(&rotated).unwrap() + &std::fs::read_to_string(&audit_file).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{rust_log}: {text}");
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        1
+    );
+    for (line, sent, status, client) in [
+        (&lines[0], &booked, 201, "engine-1"),
+        (&lines[1], &refused, 401, "-"),
+    ] {
+        assert_eq!(line["target"], "audit", "{line}");
+        assert_eq!(line["message"], "FHIR interaction", "{line}");
+        assert_eq!(line["interaction"], "create", "{line}");
+        assert_eq!(line["request_id"], sent.request_id.as_str(), "{line}");
+        assert_eq!(line["http_status"], status, "{line}");
+        assert_eq!(line["client_id"], client, "{line}");
+    }
+    let salesforce_id = sandbox.bookings()[0].id.clone();
+    assert_eq!(lines[0]["salesforce_ids"], salesforce_id.as_str());
+    for marker in MARKERS {
+        assert!(!text.contains(marker), "{marker} in the audit file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&audit_file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the audit file is readable by others: {mode:o}"
+        );
+    }
+    // Standard error still has the diagnostic log but no audit line.
+    assert!(
+        stderr.iter().any(|l| l.contains("proxy started")),
+        "{rust_log}"
+    );
+    assert!(
+        !stderr.iter().any(|l| l.contains("\"target\":\"audit\"")),
+        "{rust_log}: {stderr:?}"
+    );
+}
+
+#[test]
+fn an_audit_file_that_cannot_be_opened_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("audit.jsonl");
+
+    let output = Command::new(BIN)
+        .args(["--audit-file", missing.to_str().unwrap(), "demo"])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot open the audit file") && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "demo started anyway");
 }
