@@ -11,7 +11,7 @@
 use actix_web::HttpMessage;
 use actix_web::dev::ServiceRequest;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use tracing_actix_web::RequestId;
@@ -89,7 +89,11 @@ pub fn init(format: LogFormat, audit_file: Option<&Path>) -> Result<(), String> 
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     let diagnostic = match format {
-        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        // Colours only for a terminal: escape codes in a file or a journal are noise.
+        LogFormat::Text => fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .with_writer(std::io::stderr)
+            .boxed(),
         // The span context (and with it the request id) on every line: the current span and
         // the list of enclosing ones, outermost (`http_request`, with `request_id`) first.
         LogFormat::Json => fmt::layer()
