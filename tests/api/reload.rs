@@ -93,11 +93,16 @@ fn spawn_with_config(sandbox: &Sandbox, config: &ConfigDir) -> TestApp {
 }
 
 async fn reload(app: &TestApp) -> reqwest::Response {
-    app.client
-        .post(format!("{}/admin/reload", app.address))
-        .send()
-        .await
-        .unwrap()
+    reload_with(app, &[]).await
+}
+
+/// `POST /admin/reload` with these headers.
+async fn reload_with(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.client.post(format!("{}/admin/reload", app.address));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
 }
 
 async fn generation(app: &TestApp) -> Value {
@@ -166,13 +171,7 @@ async fn a_bad_mapping_is_refused_with_its_reason_and_the_old_one_keeps_serving(
     assert_eq!(last_work_type(&sandbox), OLD_WORK_TYPE);
 
     // In XML when asked, like every other OperationOutcome.
-    let answer = app
-        .client
-        .post(format!("{}/admin/reload", app.address))
-        .header("Accept", "application/fhir+xml")
-        .send()
-        .await
-        .unwrap();
+    let answer = reload_with(&app, &[("Accept", "application/fhir+xml")]).await;
     assert_eq!(answer.status(), 422);
     let text = answer.text().await.unwrap();
     assert!(text.contains("<OperationOutcome"), "{text}");
@@ -266,13 +265,7 @@ async fn a_reload_puts_in_the_client_list_of_the_file() {
         .unwrap();
     assert_eq!(with_key.status(), 201);
     assert_ne!(reload(&app).await.status(), 200, "reload without a key");
-    let by_admin = app
-        .client
-        .post(format!("{}/admin/reload", app.address))
-        .header("X-Api-Key", "ops-key-0123456789abcdef")
-        .send()
-        .await
-        .unwrap();
+    let by_admin = reload_with(&app, &[("X-Api-Key", "ops-key-0123456789abcdef")]).await;
     assert_eq!(by_admin.status(), 200);
     assert_eq!(json_body(by_admin).await["generation"], 3);
 }
@@ -306,13 +299,7 @@ async fn a_reload_reads_a_rotated_client_jwks_file() {
 
     // Act: the client's keys are rotated in its JWKS file, then the proxy is told to reload.
     std::fs::write(&jwks_file, jwks(&[&new]).to_string()).unwrap();
-    let answer = app
-        .client
-        .post(format!("{}/admin/reload", app.address))
-        .header("X-Api-Key", "ops-key-0123456789abcdef")
-        .send()
-        .await
-        .unwrap();
+    let answer = reload_with(&app, &[("X-Api-Key", "ops-key-0123456789abcdef")]).await;
 
     // Assert: the new key gets a token that books; the retired one no longer gets in.
     let status = answer.status();
