@@ -1,4 +1,5 @@
-//! The audit trail: one line per FHIR interaction on the tracing target `audit`, so operators can
+//! The audit trail: one line per FHIR interaction, and one per security event outside FHIR (a
+//! token request, an admin reload), on the tracing target `audit`, so operators can
 //! route and ship it apart from the diagnostic log (`--audit-file`, which
 //! [`crate::telemetry::init`] sets up, or a filter on `target == "audit"` in the log shipper).
 //!
@@ -151,9 +152,11 @@ pub async fn observe(
         .map(|b| b.0.clone())
         .unwrap_or_default();
     let request_id = crate::telemetry::request_id(&request);
-    let interaction = request
-        .match_pattern()
-        .and_then(|pattern| Interaction::from_route(request.method(), &pattern, &base));
+    let pattern = request.match_pattern();
+    let interaction = pattern
+        .as_deref()
+        .and_then(|pattern| Interaction::from_route(request.method(), pattern, &base));
+    let event = pattern.as_deref().and_then(security_event);
     // No clone of the request is kept across the call: routing needs it unshared.
     let result = next.call(request).await;
     let status = match &result {
@@ -184,9 +187,50 @@ pub async fn observe(
             outcome = outcome(status),
             "FHIR interaction"
         ),
-        (_, None) => {}
+        (Ok(response), None) => {
+            if let Some(event) = event {
+                write_event_line(response.request(), &request_id, event, status, duration);
+            }
+        }
+        (Err(_), None) => {}
     }
     result
+}
+
+/// The requests outside FHIR that the audit trail records: who obtained access, who changed
+/// what the proxy runs with.
+fn security_event(pattern: &str) -> Option<&'static str> {
+    match pattern {
+        crate::auth::TOKEN_PATH => Some("token"),
+        crate::http::admin::RELOAD_PATH => Some("reload"),
+        _ => None,
+    }
+}
+
+/// The line of a security event: a token request (`client_id` once its assertion's signature
+/// was good) or an admin reload.
+fn write_event_line(
+    request: &HttpRequest,
+    request_id: &str,
+    event: &'static str,
+    status: u16,
+    duration: std::time::Duration,
+) {
+    let client_id = request
+        .extensions()
+        .get::<ClientId>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.clone());
+    tracing::info!(
+        target: TARGET,
+        time = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        request_id = %request_id,
+        client_id = %client_id,
+        event,
+        http_status = status,
+        outcome = outcome(status),
+        duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        "security event"
+    );
 }
 
 /// The Bundle's (or single interaction's) line, then one per noted entry.

@@ -84,6 +84,9 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// The scopes granted.
     pub scope: String,
+    /// The client the token was issued to: for the audit trail, not sent.
+    #[serde(skip)]
+    pub client_id: String,
 }
 
 /// A token endpoint error (RFC 6749 §5.2).
@@ -93,6 +96,10 @@ pub struct OAuthError {
     pub error: &'static str,
     /// Why, for the integrator; never echoes the assertion.
     pub error_description: String,
+    /// The client, when its assertion's signature was good (a replay, a scope it may not have):
+    /// for the audit trail, not sent.
+    #[serde(skip)]
+    pub client_id: Option<String>,
 }
 
 impl OAuthError {
@@ -100,7 +107,13 @@ impl OAuthError {
         OAuthError {
             error,
             error_description: description.into(),
+            client_id: None,
         }
+    }
+
+    fn of_client(mut self, client_id: &str) -> OAuthError {
+        self.client_id = Some(client_id.to_owned());
+        self
     }
 
     /// `invalid_request`.
@@ -220,7 +233,8 @@ impl TokenStore {
             tracing::warn!(client_id = %client.id, "client assertion replayed (jti already used)");
             return Err(OAuthError::client(
                 "this assertion's jti was already used; sign a new assertion for each request",
-            ));
+            )
+            .of_client(&client.id));
         }
         let _ = exp;
         let requested = form
@@ -232,6 +246,7 @@ impl TokenStore {
                     "invalid_scope",
                     "scope is missing (e.g. system/Appointment.cu)",
                 )
+                .of_client(&client.id)
             })?;
         let (granted, scope) = granted_scope_string(requested, &client.scopes);
         if granted.is_empty() {
@@ -239,7 +254,8 @@ impl TokenStore {
                 "invalid_scope",
                 "none of the requested scopes is allowed for this client (only system/ scopes \
                  without search constraints are understood)",
-            ));
+            )
+            .of_client(&client.id));
         }
         let lifetime = registry.settings().token_lifetime;
         let bytes: [u8; TOKEN_BYTES] = rand::random();
@@ -260,6 +276,7 @@ impl TokenStore {
             token_type: "bearer".to_owned(),
             expires_in: lifetime.as_secs(),
             scope,
+            client_id: client.id.clone(),
         })
     }
 }

@@ -207,6 +207,13 @@ pub async fn token(request: HttpRequest, body: web::Bytes, auth: web::Data<Auth>
         Ok(form) => auth.issue_token(&form).await,
         Err(error) => Err(error),
     };
+    let client = match &result {
+        Ok(token) => Some(token.client_id.clone()),
+        Err(error) => error.client_id.clone(),
+    };
+    if let Some(client) = client {
+        request.extensions_mut().insert(ClientId(client));
+    }
     let mut answer = match result {
         Ok(token) => HttpResponse::Ok().json(token),
         Err(error) => HttpResponse::build(

@@ -5,13 +5,14 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use fhir_salesforce_proxy::sandbox::{ExternalIdRecords, Fault, Sandbox, SandboxSettings};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{PUBLIC_URL, TestKey, assertion_claims, ec_key, jwks, sign};
 use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fhir-salesforce-proxy");
@@ -28,6 +29,9 @@ const MARKERS: [&str; 8] = [
     API_KEY,
     SALESFORCE_SECRET,
 ];
+
+/// The key of the SMART client `smart-1`.
+static SMART_KEY: LazyLock<TestKey> = LazyLock::new(|| ec_key("smart-1"));
 
 /// The child, killed when the test ends however it ends, and every line it wrote to stderr.
 struct Proxy {
@@ -83,6 +87,7 @@ async fn start_with(
         .unwrap()
         .port();
     let key_hash = hex::encode(Sha256::digest(API_KEY.as_bytes()));
+    std::fs::write(dir.join("smart.jwks"), jwks(&[&SMART_KEY]).to_string()).unwrap();
     std::fs::write(
         dir.join("proxy.toml"),
         format!(
@@ -90,9 +95,11 @@ async fn start_with(
              [salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
              [mapping]\nfile = \"mapping.toml\"\n\
              [store]\npath = \"appointments.jsonl\"\n\
-             [auth]\n[[auth.clients]]\nid = \"engine-1\"\n\
+             [auth]\npublic_url = \"{PUBLIC_URL}\"\n[[auth.clients]]\nid = \"engine-1\"\n\
              scopes = [\"system/Appointment.*\", \"system/Slot.read\"]\n\
-             api_key_sha256 = \"{key_hash}\"\nadmin = true\n",
+             api_key_sha256 = \"{key_hash}\"\nadmin = true\n\
+             [[auth.clients]]\nid = \"smart-1\"\nscopes = [\"system/Appointment.*\"]\n\
+             jwks_file = \"smart.jwks\"\n",
             sandbox.token_url()
         ),
     )
@@ -508,36 +515,70 @@ async fn audit_file_holds_the_trail(rust_log: &str) {
     };
 
     // Act: one booking; the file is rotated (renamed, then a reload, as logrotate would signal
-    // with SIGHUP); one call refused for want of a key.
+    // with SIGHUP); a token request with a forged assertion; one call refused for want of a key.
     let booked = send(&c, post(), true).await;
     let rotated = dir.path().join("audit.jsonl.1");
     std::fs::rename(&audit_file, &rotated).unwrap();
-    let reload = c
-        .post(format!("http://127.0.0.1:{}/admin/reload", proxy.port))
-        .header("X-Api-Key", API_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reload.status(), 200, "{}", reload.text().await.unwrap());
+    let root = format!("http://127.0.0.1:{}", proxy.port);
+    let reload = send(&c, c.post(format!("{root}/admin/reload")), true).await;
+    let token_request = |assertion: &str| {
+        c.post(format!("{root}/auth/token")).form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+            ("scope", "system/Appointment.c"),
+        ])
+    };
+    let forged = send(&c, token_request("eyJhbGciOiJFUzM4NCJ9.e30.c2ln"), false).await;
+    let assertion = sign(&SMART_KEY, "smart-1", &assertion_claims("smart-1"));
+    let issued = send(&c, token_request(&assertion), false).await;
+    let replayed = send(&c, token_request(&assertion), false).await;
     let refused = send(&c, post(), false).await;
     let stderr = proxy.finish();
 
-    // Assert: each file holds its audit line, as JSON, and nothing else.
-    assert_eq!((booked.status, refused.status), (201, 401), "{rust_log}");
+    // Assert: each file holds its audit lines, as JSON, and nothing else.
+    assert_eq!(
+        (booked.status, reload.status, refused.status),
+        (201, 200, 401),
+        "{rust_log}"
+    );
+    assert_eq!(
+        (forged.status, issued.status, replayed.status),
+        (401, 200, 401)
+    );
     let text =
         std::fs::read_to_string(&rotated).unwrap() + &std::fs::read_to_string(&audit_file).unwrap();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    assert_eq!(lines.len(), 2, "{rust_log}: {text}");
+    assert_eq!(lines.len(), 6, "{rust_log}: {text}");
     assert_eq!(
         std::fs::read_to_string(&rotated).unwrap().lines().count(),
         1
     );
+    // Who changed what the proxy runs with, and who asked for access.
+    // (A token request's client is named once its assertion's signature was good.)
+    for (line, sent, event, status, outcome, client) in [
+        (&lines[1], &reload, "reload", 200, "success", "engine-1"),
+        (&lines[2], &forged, "token", 401, "failure", "-"),
+        (&lines[3], &issued, "token", 200, "success", "smart-1"),
+        (&lines[4], &replayed, "token", 401, "failure", "smart-1"),
+    ] {
+        assert_eq!(line["target"], "audit", "{line}");
+        assert_eq!(line["message"], "security event", "{line}");
+        assert_eq!(line["event"], event, "{line}");
+        assert_eq!(line["request_id"], sent.request_id.as_str(), "{line}");
+        assert_eq!(line["http_status"], status, "{line}");
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert_eq!(line["client_id"], client, "{line}");
+    }
     for (line, sent, status, client) in [
         (&lines[0], &booked, 201, "engine-1"),
-        (&lines[1], &refused, 401, "-"),
+        (&lines[5], &refused, 401, "-"),
     ] {
         assert_eq!(line["target"], "audit", "{line}");
         assert_eq!(line["message"], "FHIR interaction", "{line}");
@@ -551,6 +592,15 @@ async fn audit_file_holds_the_trail(rust_log: &str) {
     for marker in MARKERS {
         assert!(!text.contains(marker), "{marker} in the audit file");
     }
+    let signature = assertion.rsplit('.').next().unwrap();
+    assert!(
+        !text.contains(signature),
+        "the client assertion in the audit file"
+    );
+    assert!(
+        !stderr.iter().any(|l| l.contains(signature)),
+        "the client assertion in the log"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
