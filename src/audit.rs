@@ -207,6 +207,20 @@ fn security_event(pattern: &str) -> Option<&'static str> {
     }
 }
 
+/// The line of a reload asked for by SIGHUP: no request and no client, so `client_id` is `-` and
+/// `via` says `SIGHUP`.
+pub fn signal_reload(applied: bool) {
+    tracing::info!(
+        target: TARGET,
+        time = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        client_id = "-",
+        event = "reload",
+        via = "SIGHUP",
+        outcome = if applied { "success" } else { "failure" },
+        "security event"
+    );
+}
+
 /// The line of a security event: a token request (`client_id` once its assertion's signature
 /// was good) or an admin reload.
 fn write_event_line(

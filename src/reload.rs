@@ -305,7 +305,8 @@ async fn drive(
                 // The outcome is logged by the reload itself; reloads queue on its lock.
                 let reloader = reloader.clone();
                 actix_web::rt::spawn(async move {
-                    let _ = reload_in_background(reloader).await;
+                    let result = reload_in_background(reloader).await;
+                    crate::audit::signal_reload(result.is_ok());
                 });
                 continue;
             }

@@ -501,6 +501,11 @@ async fn sighup_reloads_the_real_binary_and_a_bad_file_is_logged_and_refused() {
     let log = wait_for(&served.lines, "reload refused");
     assert!(log.contains("mapping.toml"), "{log}");
     assert!(log.contains("not a Salesforce id"), "{log}");
+    let audit = wait_for(&served.lines, "security event");
+    let audit = audit.lines().last().unwrap();
+    assert!(audit.contains(r#""target":"audit""#), "{audit}");
+    assert!(audit.contains(r#""via":"SIGHUP""#), "{audit}");
+    assert!(audit.contains(r#""outcome":"failure""#), "{audit}");
     assert_eq!(book(1).await.unwrap().status(), 201);
     assert_eq!(last_work_type(&sandbox), OLD_WORK_TYPE);
 
@@ -509,6 +514,15 @@ async fn sighup_reloads_the_real_binary_and_a_bad_file_is_logged_and_refused() {
     served.signal("HUP");
     let log = wait_for(&served.lines, "mappings reloaded");
     assert!(log.contains(r#""generation":2"#), "{log}");
+    let audit = wait_for(&served.lines, "security event");
+    assert!(
+        audit
+            .lines()
+            .last()
+            .unwrap()
+            .contains(r#""outcome":"success""#),
+        "{audit}"
+    );
     assert_eq!(book(2).await.unwrap().status(), 201);
     assert_eq!(last_work_type(&sandbox), NEW_WORK_TYPE);
     assert!(config.path().join("appointments.jsonl").is_file());
