@@ -32,8 +32,9 @@ struct Cli {
         env = "FSP_LOG_FORMAT"
     )]
     log_format: LogFormat,
-    /// Write the audit trail (one JSON line per FHIR interaction) to this file, appended, instead
-    /// of to standard error with the other logs; it is then written whatever RUST_LOG says.
+    /// Write the audit trail (a JSON line per FHIR interaction and security event) to this file,
+    /// appended, instead of to standard error with the other logs; it is then written whatever
+    /// RUST_LOG says, and reopened on every reload (for log rotation).
     #[arg(long, global = true, value_name = "FILE", env = "FSP_AUDIT_FILE")]
     audit_file: Option<PathBuf>,
     #[command(subcommand)]
