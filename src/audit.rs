@@ -212,7 +212,7 @@ fn security_event(pattern: &str) -> Option<&'static str> {
 pub fn signal_reload(applied: bool) {
     tracing::info!(
         target: TARGET,
-        time = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        time = %now(),
         client_id = "-",
         event = "reload",
         via = "SIGHUP",
@@ -230,21 +230,35 @@ fn write_event_line(
     status: u16,
     duration: std::time::Duration,
 ) {
-    let client_id = request
-        .extensions()
-        .get::<ClientId>()
-        .map_or_else(|| "-".to_owned(), |c| c.0.clone());
+    let client_id = client_label(request);
     tracing::info!(
         target: TARGET,
-        time = %chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        time = %now(),
         request_id = %request_id,
         client_id = %client_id,
         event,
         http_status = status,
         outcome = outcome(status),
-        duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        duration_ms = millis(duration),
         "security event"
     );
+}
+
+/// The authenticated client's id, `-` when there is none (auth off, or refused before).
+fn client_label(request: &HttpRequest) -> String {
+    request
+        .extensions()
+        .get::<ClientId>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.clone())
+}
+
+/// An audit line's `time`: RFC 3339 UTC with milliseconds.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The Bundle's (or single interaction's) line, then one per noted entry.
@@ -255,17 +269,14 @@ fn write_lines(
     status: u16,
     duration: std::time::Duration,
 ) {
-    let client_id = request
-        .extensions()
-        .get::<ClientId>()
-        .map_or_else(|| "-".to_owned(), |c| c.0.clone());
+    let client_id = client_label(request);
     let tenant = tenant_label(request);
     let notes = request
         .extensions_mut()
         .remove::<Notes>()
         .unwrap_or_default();
-    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let time = now();
+    let duration_ms = millis(duration);
     tracing::info!(
         target: TARGET,
         time = %time,
