@@ -192,6 +192,17 @@ async fn book(app: &TestApp, path: &str, n: usize, headers: &[(&str, &str)]) -> 
     request.send().await.unwrap()
 }
 
+/// Books appointment `n` at the FHIR base with `token` as the bearer token.
+async fn book_with_token(app: &TestApp, n: usize, token: &str) -> reqwest::Response {
+    book(
+        app,
+        "/fhir/Appointment",
+        n,
+        &[("Authorization", &bearer(token))],
+    )
+    .await
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -420,13 +431,7 @@ async fn rs384_and_es384_assertions_get_tokens_that_book() {
     assert!(token["expires_in"].as_u64().unwrap() <= 300, "{token}");
     assert_eq!(token["scope"], "system/Appointment.cu", "{token}");
     let access = token["access_token"].as_str().unwrap();
-    let response = book(
-        &app,
-        "/fhir/Appointment",
-        1,
-        &[("Authorization", &bearer(access))],
-    )
-    .await;
+    let response = book_with_token(&app, 1, access).await;
     assert_booked(response).await;
 
     // v2 request against a v1-configured client: narrowed to what it may have.
@@ -440,25 +445,13 @@ async fn rs384_and_es384_assertions_get_tokens_that_book() {
     .await;
     assert_eq!(token["scope"], "system/Appointment.cud", "{token}");
     let access = token["access_token"].as_str().unwrap();
-    let response = book(
-        &app,
-        "/fhir/Appointment",
-        2,
-        &[("Authorization", &bearer(access))],
-    )
-    .await;
+    let response = book_with_token(&app, 2, access).await;
     assert_booked(response).await;
     assert_eq!(sandbox.bookings().len(), 2);
 
     // A token that was never issued.
     let forged = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let response = book(
-        &app,
-        "/fhir/Appointment",
-        3,
-        &[("Authorization", &bearer(forged))],
-    )
-    .await;
+    let response = book_with_token(&app, 3, forged).await;
     assert_unauthenticated(response, true, forged).await;
 }
 
@@ -635,32 +628,14 @@ async fn enterprise_tokens_are_verified_and_an_unknown_kid_refetches_the_jwks() 
     let fetches = || auth.jwks_fetches()[0].1;
 
     let token = idp_token(&first, "idp-1", &|_| {});
-    assert_booked(
-        book(
-            &app,
-            "/fhir/Appointment",
-            1,
-            &[("Authorization", &bearer(&token))],
-        )
-        .await,
-    )
-    .await;
+    assert_booked(book_with_token(&app, 1, &token).await).await;
     assert_eq!(fetches(), 1);
 
     // Signed with the rotated key: unknown until the JWKS is fetched again.
     let mut header = Header::new(Algorithm::ES384);
     header.kid = Some("idp-2".to_owned());
     let token = jsonwebtoken::encode(&header, &idp_claims(), &rotated.encoding).unwrap();
-    assert_booked(
-        book(
-            &app,
-            "/fhir/Appointment",
-            2,
-            &[("Authorization", &bearer(&token))],
-        )
-        .await,
-    )
-    .await;
+    assert_booked(book_with_token(&app, 2, &token).await).await;
     assert_eq!(fetches(), 2);
     assert_eq!(idp.received_requests().await.unwrap().len(), 2);
 
@@ -688,13 +663,7 @@ async fn enterprise_tokens_are_verified_and_an_unknown_kid_refetches_the_jwks() 
         ),
     ];
     for (n, (case, token)) in refused.iter().enumerate() {
-        let response = book(
-            &app,
-            "/fhir/Appointment",
-            10 + n,
-            &[("Authorization", &bearer(token))],
-        )
-        .await;
+        let response = book_with_token(&app, 10 + n, token).await;
         assert_eq!(response.status(), 401, "{case}");
         assert_unauthenticated(response, true, token).await;
     }
@@ -702,28 +671,13 @@ async fn enterprise_tokens_are_verified_and_an_unknown_kid_refetches_the_jwks() 
 
     // The token's scopes are cut down to the client's, and checked per interaction.
     let narrow = idp_token(&first, "idp-1", &|c| c["scope"] = json!("system/Slot.rs"));
-    let response = book(
-        &app,
-        "/fhir/Appointment",
-        20,
-        &[("Authorization", &bearer(&narrow))],
-    )
-    .await;
+    let response = book_with_token(&app, 20, &narrow).await;
     assert_forbidden(response, "system/Appointment.c").await;
     let scp = idp_token(&first, "idp-1", &|c| {
         c.as_object_mut().unwrap().remove("scope");
         c["scp"] = json!(["system/Appointment.c"]);
     });
-    assert_booked(
-        book(
-            &app,
-            "/fhir/Appointment",
-            21,
-            &[("Authorization", &bearer(&scp))],
-        )
-        .await,
-    )
-    .await;
+    assert_booked(book_with_token(&app, 21, &scp).await).await;
 }
 
 #[tokio::test]
@@ -745,25 +699,10 @@ async fn a_flood_of_unknown_kids_fetches_the_jwks_at_most_once_per_interval() {
     ));
 
     let good = idp_token(&first, "idp-1", &|_| {});
-    assert_booked(
-        book(
-            &app,
-            "/fhir/Appointment",
-            1,
-            &[("Authorization", &bearer(&good))],
-        )
-        .await,
-    )
-    .await;
+    assert_booked(book_with_token(&app, 1, &good).await).await;
     for n in 0..5 {
         let bogus = idp_token(&first, &format!("made-up-{n}"), &|_| {});
-        let response = book(
-            &app,
-            "/fhir/Appointment",
-            2 + n,
-            &[("Authorization", &bearer(&bogus))],
-        )
-        .await;
+        let response = book_with_token(&app, 2 + n, &bogus).await;
         assert_unauthenticated(response, true, &bogus).await;
     }
     assert_eq!(auth.jwks_fetches()[0].1, 1);
