@@ -54,9 +54,21 @@ pub enum ProxyError {
     /// A conditional create matched more than one booked appointment.
     #[error("several appointments match")]
     MultipleMatches,
-    /// The same business identifier is being booked by another request right now.
+    /// The same business identifier is being booked by another request right now (on this
+    /// replica or another).
     #[error("a booking with this identifier is in progress")]
-    InProgress,
+    InProgress {
+        /// When that request's claim expires at the latest, should its process have died.
+        expires_in: std::time::Duration,
+    },
+    /// Salesforce booked (or changed) the appointment, but the store could not record it.
+    #[error("booked in Salesforce but not recorded")]
+    NotRecorded {
+        /// The Salesforce id.
+        id: String,
+        /// A new booking (its identifiers stay claimed), rather than a change.
+        booked: bool,
+    },
     /// No appointment with that id was booked through this proxy.
     #[error("unknown appointment")]
     UnknownAppointment,
@@ -206,14 +218,44 @@ impl ProxyError {
                 )],
                 None,
             ),
-            ProxyError::InProgress => (
+            ProxyError::InProgress { expires_in } => (
                 StatusCode::CONFLICT,
                 vec![Issue::general(
                     IssueCode::Conflict,
-                    "an appointment with the same identifier is being booked right now; retry \
-                     when that request has been answered",
+                    format!(
+                        "an appointment with the same identifier is being booked right now; retry \
+                         when that request has been answered (should the process booking it \
+                         have stopped, its claim on the identifier expires within {} s)",
+                        expires_in.as_secs_f64().ceil() as u64
+                    ),
                 )],
                 Some(1),
+            ),
+            // Never a 201 that is not durable: the booking exists in Salesforce, the proxy's
+            // record of it does not, and resending would book it again once the claim expires.
+            ProxyError::NotRecorded { id, booked: true } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                vec![Issue::general(
+                    IssueCode::Exception,
+                    format!(
+                        "Salesforce booked the appointment as {id}, but the proxy's store could \
+                         not record it: do not send this request again (it would book a second \
+                         appointment); its identifier stays claimed for store.claim_timeout_secs"
+                    ),
+                )],
+                None,
+            ),
+            ProxyError::NotRecorded { id, booked: false } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                vec![Issue::general(
+                    IssueCode::Exception,
+                    format!(
+                        "Salesforce changed appointment {id}, but the proxy's store could not \
+                         record the change (a JSON Patch would apply to the version before it); \
+                         sending the whole resource again with PUT is safe"
+                    ),
+                )],
+                None,
             ),
             ProxyError::UnknownAppointment => (
                 StatusCode::NOT_FOUND,
@@ -239,10 +281,11 @@ impl ProxyError {
             ProxyError::Store(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 vec![Issue::general(
-                    IssueCode::NoStore,
-                    "the proxy's appointment store is unavailable; nothing was sent to Salesforce",
+                    IssueCode::Transient,
+                    "the proxy's store is unavailable, so nothing was sent to Salesforce (a \
+                     booking that could not be recorded is not made); retry later",
                 )],
-                None,
+                Some(STORE_RETRY_AFTER_SECS),
             ),
             // Salesforce refused a lookup the mapping composed (its object or field, most likely):
             // the proxy's configuration is at fault, not the sender's request.
@@ -534,6 +577,9 @@ impl ProxyError {
         }
     }
 }
+
+/// The `Retry-After` when the store is unavailable: a database restart or failover takes seconds.
+const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 /// The `Retry-After` for `UNABLE_TO_LOCK_ROW`: locks are held for the length of a transaction,
 /// seconds at most.

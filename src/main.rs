@@ -1,4 +1,5 @@
-//! The command line: `serve`, `demo`, `sandbox`, `translate`, `check-mapping`.
+//! The command line: `serve`, `demo`, `sandbox`, `translate`, `check-mapping`, `api-key`,
+//! `import-store`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -7,14 +8,14 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use fhir_salesforce_proxy::auth::{self, Auth, AuthSettings, ClientSettings};
-use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings};
+use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings, StoreSettings};
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
 use fhir_salesforce_proxy::mapping::{EXAMPLE_MAPPING, Mapping};
 use fhir_salesforce_proxy::reload;
 use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::{Application, Tenant};
-use fhir_salesforce_proxy::store::{FileStore, MemoryStore};
+use fhir_salesforce_proxy::store::Store;
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
 use fhir_salesforce_proxy::translation::{NO_LOOKUPS_NOTE, translate};
 use secrecy::ExposeSecret;
@@ -79,6 +80,18 @@ enum Command {
         /// The mapping file.
         file: PathBuf,
     },
+    /// Import a JSON-lines file of the earlier file store (`appointments.jsonl`) into the store
+    /// the configuration names; appointments the store holds already are kept as they are.
+    ImportStore {
+        /// The TOML configuration file (its `[store]` is imported into).
+        #[arg(long)]
+        config: PathBuf,
+        /// The tenant the file belonged to (default: the one at the FHIR base).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The JSON-lines file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +109,11 @@ fn main() -> ExitCode {
             mapping,
         } => return translate_file(&appointment, &mapping),
         Command::CheckMapping { file } => check_mapping(&file),
+        Command::ImportStore {
+            config,
+            tenant,
+            file,
+        } => import_store(&config, tenant.as_deref(), &file),
         Command::ApiKey => {
             print_new_api_key();
             Ok(())
@@ -121,20 +139,21 @@ fn serve(config: &Path) -> Result<(), String> {
             .map(|n| format!("tenant {n}: "))
             .unwrap_or_default();
         let mapping = Mapping::load(&tenant.mapping_file).map_err(|e| format!("{name}{e}"))?;
-        let store = FileStore::open(&tenant.store_path).map_err(|e| format!("{name}{e}"))?;
         tenants.push(Tenant {
             name: tenant.name,
             salesforce: tenant.salesforce,
             mapping,
-            store: Arc::new(store),
         });
     }
     let names: Vec<String> = tenants.iter().filter_map(|t| t.name.clone()).collect();
     actix_web::rt::System::new().block_on(async move {
-        let auth = Arc::new(Auth::new(settings.auth));
+        // Before the listener: a store that cannot be opened stops the start.
+        let store = open_store(&settings.store).await?;
+        let _purge = store.spawn_purge(settings.store.retention, settings.store.purge_interval);
+        let auth = Arc::new(Auth::new(settings.auth, store.clone()));
         // Before "proxy started": a SIGHUP sent on seeing that line must reload, not kill.
         let signals = reload::Signals::install().map_err(|e| e.to_string())?;
-        let app = Application::build(&settings.server, tenants, auth)
+        let app = Application::build(&settings.server, tenants, store, auth)
             .map_err(|e| format!("cannot start on {}: {e}", settings.server.listen))?;
         let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
         tracing::info!(listen = %settings.server.listen, scheme, base = %settings.server.base_path, tenants = ?names, "proxy started");
@@ -157,13 +176,15 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
         let mapping = Mapping::from_toml(EXAMPLE_MAPPING, "mappings/example.toml (embedded)")
             .map_err(|e| e.to_string())?;
         let server = ServerSettings::with_defaults(listen);
-        // The demo's sandbox forgets everything when it stops, so its store lives in memory too.
-        let store = Arc::new(MemoryStore::default());
+        // The demo's sandbox forgets everything when it stops, so its store (the embedded engine,
+        // as `serve` uses it) lives in a temporary directory, removed when the demo stops.
+        let store_dir = tempfile::tempdir().map_err(|e| format!("cannot make a directory: {e}"))?;
+        let store = Store::sqlite(&store_dir.path().join("appointments.db"))
+            .map_err(|e| format!("cannot open the store: {e}"))?;
         let tenant = Tenant {
             name: None,
             salesforce,
             mapping,
-            store,
         };
         // A fresh random key each run: the demo is authenticated like any proxy, and the key is
         // good only for this process.
@@ -173,8 +194,8 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
         let scopes = ["system/Appointment.*", "system/Slot.*"];
         let client = ClientSettings::with_api_key("demo", &api_key, &scopes);
         auth.clients.push(client.map_err(|e| e.to_string())?);
-        let auth = Arc::new(Auth::new(auth));
-        let app = Application::build(&server, vec![tenant], auth).map_err(|e| {
+        let auth = Arc::new(Auth::new(auth, store.clone()));
+        let app = Application::build(&server, vec![tenant], store, auth).map_err(|e| {
             format!("cannot listen on {listen}: {e} (choose another with --listen)")
         })?;
         println!(
@@ -188,7 +209,52 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string());
         sandbox.stop().await;
+        drop(store_dir);
         result
+    })
+}
+
+/// Opens the configured store (importing any earlier file store), logging which it is.
+async fn open_store(settings: &StoreSettings) -> Result<Store, String> {
+    let store = Store::open(settings)
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    tracing::info!(store = %store.description(), "store opened");
+    Ok(store)
+}
+
+fn import_store(config: &Path, tenant: Option<&str>, file: &Path) -> Result<(), String> {
+    let settings = Settings::load(config).map_err(|e| e.to_string())?;
+    if !settings.tenants.iter().any(|t| t.name.as_deref() == tenant) {
+        return Err(match tenant {
+            Some(name) => format!("{}: there is no tenant {name}", config.display()),
+            None => format!(
+                "{}: there is no tenant at the FHIR base; name one with --tenant",
+                config.display()
+            ),
+        });
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let store = open_store(&settings.store).await?;
+        let report = store
+            .tenant(tenant)
+            .import_legacy(file)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.already_imported {
+            println!("{}: imported before; nothing done", report.source);
+        } else {
+            println!(
+                "{}: {} appointments, {} imported into {}{}, {} kept as the store had them",
+                report.source,
+                report.in_file,
+                report.imported,
+                store.description(),
+                tenant.map(|t| format!(" (tenant {t})")).unwrap_or_default(),
+                report.kept
+            );
+        }
+        Ok(())
     })
 }
 

@@ -121,9 +121,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with every metric registered (and none yet observed).
+    /// A fresh registry with every metric registered (and none yet observed), the store's
+    /// among them: a store of its own, counting nothing.
     pub fn new() -> Self {
+        Metrics::with_store(&StoreMetrics::new())
+    }
+
+    /// A fresh registry with every metric registered, the store's from the store in use (whose
+    /// handle the store itself records into).
+    pub fn with_store(store: &StoreMetrics) -> Self {
         let mut registry = Registry::default();
+        registry.register(
+            "fsp_store_operation_duration_seconds",
+            "Time of one store operation, by operation",
+            store.duration.clone(),
+        );
+        registry.register(
+            "fsp_store_errors",
+            "Store operations that failed, by operation",
+            store.errors.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "fsp_http_requests",
@@ -253,6 +270,56 @@ impl Metrics {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    operation: &'static str,
+}
+
+/// Store latencies in seconds, from 100 µs (a SQLite read) to 2.5 s (a pool waiting for a
+/// connection).
+const STORE_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+fn store_histogram() -> Histogram {
+    Histogram::new(STORE_BUCKETS)
+}
+
+/// What the store records: each operation's latency and failures. The store makes it; each
+/// application registers it ([`Metrics::with_store`]). Clones share the series.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    duration: HistogramFamily<StoreLabels>,
+    errors: Family<StoreLabels, Counter>,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics::new()
+    }
+}
+
+impl StoreMetrics {
+    /// Series with nothing observed yet.
+    pub fn new() -> Self {
+        StoreMetrics {
+            duration: Family::new_with_constructor(store_histogram),
+            errors: Family::default(),
+        }
+    }
+
+    /// Records one operation.
+    pub fn observe(&self, operation: &'static str, elapsed: Duration, ok: bool) {
+        let labels = StoreLabels { operation };
+        self.duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if !ok {
+            self.errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
 /// Keeps a request counted in [`Metrics::in_flight`] while alive.
 pub struct InFlightGuard {
     gauge: Gauge,
@@ -335,6 +402,17 @@ mod tests {
         sf.lookup(true);
         sf.call(CallKind::Book, Duration::from_millis(40));
         metrics.set_api_usage("north", 12, 15000);
+        let store = StoreMetrics::new();
+        let metrics_with_store = Metrics::with_store(&store);
+        store.observe("claim", Duration::from_micros(300), true);
+        store.observe("claim", Duration::from_micros(300), false);
+        let text = metrics_with_store.encode();
+        for line in [
+            r#"fsp_store_operation_duration_seconds_count{operation="claim"} 2"#,
+            r#"fsp_store_errors_total{operation="claim"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
         let guard = metrics.in_flight();
         let text = metrics.encode();
         drop(guard);

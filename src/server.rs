@@ -21,9 +21,10 @@ use crate::mapping::Mapping;
 use crate::metrics::{self, Metrics};
 use crate::reload::Reloader;
 use crate::salesforce::SalesforceClient;
-use crate::store::AppointmentStore;
+use crate::store::Store;
 
-/// One org as the server runs it: its connection settings, its checked mapping and its store.
+/// One org as the server runs it: its connection settings and its checked mapping (its rows in
+/// the store are kept apart by its name).
 pub struct Tenant {
     /// `None` for the tenant at the FHIR base itself, else the URL segment after it.
     pub name: Option<String>,
@@ -31,8 +32,6 @@ pub struct Tenant {
     pub salesforce: SalesforceSettings,
     /// The checked mapping.
     pub mapping: Mapping,
-    /// The appointment store.
-    pub store: Arc<dyn AppointmentStore>,
 }
 
 /// A bound, not yet running proxy.
@@ -52,10 +51,11 @@ impl Application {
     pub fn build(
         server: &ServerSettings,
         tenants: Vec<Tenant>,
+        store: Store,
         auth: Arc<Auth>,
     ) -> std::io::Result<Application> {
         let listener = TcpListener::bind(server.listen)?;
-        Application::with_tenants(listener, server, tenants, auth)
+        Application::with_tenants(listener, server, tenants, store, auth)
     }
 
     /// Builds the proxy on an already bound listener (tests bind port 0).
@@ -67,21 +67,20 @@ impl Application {
         server: &ServerSettings,
         salesforce: SalesforceSettings,
         mapping: Mapping,
-        store: Arc<dyn AppointmentStore>,
+        store: Store,
         auth: Arc<Auth>,
     ) -> std::io::Result<Application> {
         let tenant = Tenant {
             name: None,
             salesforce,
             mapping,
-            store,
         };
-        Application::with_tenants(listener, server, vec![tenant], auth)
+        Application::with_tenants(listener, server, vec![tenant], store, auth)
     }
 
     /// Builds the proxy for several orgs on an already bound listener: the unnamed tenant (if
     /// any) at the FHIR base, each named one at `{base}/{name}`, each with its own Salesforce
-    /// client (token cache, limits) and mapping.
+    /// client (token cache, limits) and mapping, all with their rows in `store`.
     ///
     /// # Errors
     /// When an HTTP client cannot be built or the listener cannot be used.
@@ -89,6 +88,7 @@ impl Application {
         listener: TcpListener,
         server: &ServerSettings,
         tenants: Vec<Tenant>,
+        store: Store,
         auth: Arc<Auth>,
     ) -> std::io::Result<Application> {
         let port = listener.local_addr()?.port();
@@ -96,7 +96,7 @@ impl Application {
         // What a reload must not change without a restart, as the proxy starts with it.
         let mut salesforce_running = BTreeMap::new();
         // One registry per application, so proxies in one process (tests) count apart.
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_store(store.metrics());
         for tenant in tenants {
             // One HTTP client per org, shared by every worker: its timeouts are the org's own, and
             // connections to different orgs' hosts would never share a pool anyway.
@@ -109,6 +109,7 @@ impl Application {
             };
             let tenant_metrics =
                 metrics.salesforce(tenant.name.as_deref().unwrap_or(metrics::DEFAULT_TENANT));
+            let tenant_store = store.tenant(tenant.name.as_deref());
             registry.insert(
                 tenant.name,
                 Arc::new(AppState {
@@ -120,8 +121,7 @@ impl Application {
                     ),
                     body_limit: server.body_limit,
                     base_path,
-                    store: tenant.store,
-                    in_flight: Default::default(),
+                    store: tenant_store,
                 }),
             );
         }
@@ -144,7 +144,7 @@ impl Application {
         let head_timeout = server.request_timeout.min(HEAD_TIMEOUT);
         let metrics = web::Data::new(metrics);
         let fhir_base = web::Data::new(FhirBase(server.base_path.clone()));
-        let readiness = web::Data::new(Readiness::new(server.readiness_cache));
+        let readiness = web::Data::new(Readiness::new(server.readiness_cache, store));
         let auth_data = web::Data::from(auth.clone());
         let auth_base = web::Data::new(http::auth::AuthBase(server.base_path.clone()));
         let base_path = server.base_path.clone();

@@ -242,8 +242,9 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Builds the runtime state; logs a loud warning when authentication is disabled.
-    pub fn new(settings: AuthSettings) -> Auth {
+    /// Builds the runtime state, with issued tokens and seen assertion ids in `store`; logs a
+    /// loud warning when authentication is disabled.
+    pub fn new(settings: AuthSettings, store: crate::store::Store) -> Auth {
         // One client for every issuer's JWKS URL; no redirects, so a compromised JWKS host
         // cannot bounce the proxy elsewhere.
         let http = reqwest::Client::builder()
@@ -251,7 +252,7 @@ impl Auth {
             .build()
             .unwrap_or_default();
         warn_if_disabled(&settings);
-        let tokens = smart::TokenStore::new();
+        let tokens = smart::TokenStore::new(store);
         Auth {
             registry: ArcSwap::from_pointee(Registry::new(settings, &http)),
             tokens,
@@ -294,7 +295,12 @@ impl Auth {
                 .map(|c| Access::Client(Grant::of(c, c.scopes.clone())))
                 .ok_or(AuthFailure::Invalid),
             Credentials::Bearer(token) if smart::is_proxy_token(token) => {
-                let issued = self.tokens.get(token).await.ok_or(AuthFailure::Invalid)?;
+                let issued = self
+                    .tokens
+                    .get(token)
+                    .await
+                    .map_err(|_| AuthFailure::Unavailable)?
+                    .ok_or(AuthFailure::Invalid)?;
                 // The client must still exist and still be allowed in this way.
                 let client = registry
                     .client(&issued.client_id)
@@ -470,7 +476,9 @@ mod tests {
         settings.clients.push(
             ClientSettings::with_api_key("engine", "the-key", &["system/Appointment.c"]).unwrap(),
         );
-        let auth = Auth::new(settings);
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::sqlite(&dir.path().join("store.db")).unwrap();
+        let auth = Auth::new(settings, store);
         assert!(auth.is_enabled());
         let access = auth
             .authenticate(Credentials::ApiKey("the-key"))

@@ -2,14 +2,18 @@
 //! assertion (RS384 or ES384, verified with the key the assertion's `kid` names in that client's
 //! JWKS file), and the access tokens it issues.
 //!
-//! Access tokens are opaque: 32 random bytes (base64url), kept in memory by their SHA-256 with the
-//! client id, the granted scopes and the expiry. They are not JWTs, so nothing outside this
-//! process can read or forge them; they die with the process (clients simply ask again) and with
-//! their client when a reload removes it. Assertion ids (`jti`) are remembered per client until
-//! the assertion could no longer be accepted, so a replayed assertion is refused.
+//! Access tokens are opaque: 32 random bytes (base64url), kept in the [store](crate::store) by
+//! their SHA-256 with the client id, the granted scopes and the expiry, so every replica sharing
+//! the store accepts a token any of them issued, and a restart loses none. They are not JWTs, so
+//! nobody can read or forge them; they die with their client when a reload removes it. Each
+//! replica keeps the tokens it has already found in a small cache, so a request costs no store
+//! read. Assertion ids (`jti`) are recorded in the store per client until the assertion could no
+//! longer be accepted, so a replayed assertion is refused by every replica.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
 
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -21,6 +25,7 @@ use sha2::{Digest, Sha256};
 use super::jwks::KeyUse;
 use super::scope::{Scopes, granted_scope_string};
 use super::{ClientSettings, Registry};
+use crate::store::{Store, TokenRecord};
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -28,9 +33,9 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 pub const CLOCK_SKEW_SECS: u64 = 30;
 /// The furthest in the future an assertion's `exp` may lie (SMART: no more than five minutes).
 pub const MAX_ASSERTION_LIFETIME_SECS: u64 = 300;
-/// Issued tokens kept at most (an attacker cannot fill memory: only registered clients get
-/// tokens). When full, the oldest are forgotten and their clients must ask again.
-const MAX_TOKENS: u64 = 100_000;
+/// Tokens a replica keeps found in its cache at most (when full the oldest are looked up in the
+/// store again).
+const MAX_CACHED_TOKENS: u64 = 100_000;
 const TOKEN_BYTES: usize = 32;
 /// The length of an issued token: base64url of 32 bytes, no padding.
 const TOKEN_LENGTH: usize = 43;
@@ -125,12 +130,21 @@ impl OAuthError {
         OAuthError::new("invalid_client", description)
     }
 
-    /// The HTTP status: 401 for `invalid_client`, 400 otherwise.
+    /// The store cannot record the assertion or the token: nothing was issued.
+    fn unavailable() -> OAuthError {
+        OAuthError::new(
+            "temporarily_unavailable",
+            "the proxy's store is unavailable, so no token can be issued now; retry shortly",
+        )
+    }
+
+    /// The HTTP status: 401 for `invalid_client`, 503 for `temporarily_unavailable`, 400
+    /// otherwise.
     pub fn status(&self) -> u16 {
-        if self.error == "invalid_client" {
-            401
-        } else {
-            400
+        match self.error {
+            "invalid_client" => 401,
+            "temporarily_unavailable" => 503,
+            _ => 400,
         }
     }
 }
@@ -142,46 +156,52 @@ pub struct IssuedToken {
     pub client_id: String,
     /// The scopes granted.
     pub scopes: Scopes,
-    expires_at: Instant,
+    expires_at: DateTime<Utc>,
 }
 
-/// Issued tokens and seen assertion ids.
+/// Issued tokens and seen assertion ids, in the store.
 pub struct TokenStore {
-    tokens: Cache<[u8; 32], Arc<IssuedToken>>,
-    seen_jti: Cache<String, ()>,
-}
-
-impl Default for TokenStore {
-    fn default() -> Self {
-        TokenStore::new()
-    }
+    store: Store,
+    /// Tokens this replica has found in the store already (a cache: the store decides).
+    found: Cache<[u8; 32], Arc<IssuedToken>>,
 }
 
 impl TokenStore {
-    /// Empty stores.
-    pub fn new() -> TokenStore {
+    /// Tokens and assertion ids kept in `store`.
+    pub fn new(store: Store) -> TokenStore {
         TokenStore {
-            tokens: Cache::builder()
-                .max_capacity(MAX_TOKENS)
+            store,
+            found: Cache::builder()
+                .max_capacity(MAX_CACHED_TOKENS)
                 .time_to_live(Duration::from_secs(
                     super::settings::MAX_TOKEN_LIFETIME_SECS,
-                ))
-                .build(),
-            // Unbounded on purpose: an evicted jti could be replayed. Entries are only made after
-            // a registered client's signature verified, and each lives no longer than an
-            // assertion could still be accepted (its exp, at most 5 min ahead, plus the skew).
-            seen_jti: Cache::builder()
-                .time_to_live(Duration::from_secs(
-                    MAX_ASSERTION_LIFETIME_SECS + 2 * CLOCK_SKEW_SECS + 1,
                 ))
                 .build(),
         }
     }
 
-    /// The unexpired token, if this proxy issued it.
-    pub async fn get(&self, token: &str) -> Option<Arc<IssuedToken>> {
-        let issued = self.tokens.get(&token_key(token)).await?;
-        (issued.expires_at > Instant::now()).then_some(issued)
+    /// The unexpired token, if this proxy (any replica sharing the store) issued it.
+    ///
+    /// # Errors
+    /// When the store cannot be asked.
+    pub async fn get(
+        &self,
+        token: &str,
+    ) -> Result<Option<Arc<IssuedToken>>, crate::store::StoreError> {
+        let key = token_key(token);
+        if let Some(issued) = self.found.get(&key).await {
+            return Ok((issued.expires_at > Utc::now()).then_some(issued));
+        }
+        let Some(record) = self.store.find_token(&hex::encode(key)).await? else {
+            return Ok(None);
+        };
+        let issued = Arc::new(IssuedToken {
+            client_id: record.client_id,
+            scopes: Scopes::parse_lenient(&record.scopes),
+            expires_at: record.expires,
+        });
+        self.found.insert(key, issued.clone()).await;
+        Ok(Some(issued))
     }
 
     /// Verifies a token request and issues a token.
@@ -223,12 +243,14 @@ impl TokenStore {
                 return Err(error);
             }
         };
+        // Recorded until the assertion could no longer be accepted (its exp plus the skew).
+        let remember_until = DateTime::from_timestamp((exp + CLOCK_SKEW_SECS + 1) as i64, 0)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let fresh = self
-            .seen_jti
-            .entry(format!("{}\u{0}{jti}", client.id))
-            .or_insert(())
+            .store
+            .remember_assertion(&client.id, &jti, remember_until)
             .await
-            .is_fresh();
+            .map_err(|_| OAuthError::unavailable().of_client(&client.id))?;
         if !fresh {
             tracing::warn!(client_id = %client.id, "client assertion replayed (jti already used)");
             return Err(OAuthError::client(
@@ -236,7 +258,6 @@ impl TokenStore {
             )
             .of_client(&client.id));
         }
-        let _ = exp;
         let requested = form
             .scope
             .as_deref()
@@ -260,13 +281,29 @@ impl TokenStore {
         let lifetime = registry.settings().token_lifetime;
         let bytes: [u8; TOKEN_BYTES] = rand::random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        self.tokens
+        let key = token_key(&token);
+        let expires_at = Utc::now()
+            + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::seconds(300));
+        // Recorded before it is handed out: a token the store does not hold would be refused by
+        // every other replica.
+        self.store
+            .insert_token(
+                &hex::encode(key),
+                &TokenRecord {
+                    client_id: client.id.clone(),
+                    scopes: scope.clone(),
+                    expires: expires_at,
+                },
+            )
+            .await
+            .map_err(|_| OAuthError::unavailable().of_client(&client.id))?;
+        self.found
             .insert(
-                token_key(&token),
+                key,
                 Arc::new(IssuedToken {
                     client_id: client.id.clone(),
-                    scopes: granted,
-                    expires_at: Instant::now() + lifetime,
+                    scopes: Scopes::parse_lenient(&scope),
+                    expires_at,
                 }),
             )
             .await;

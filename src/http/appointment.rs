@@ -3,8 +3,6 @@
 //! shared with batch and transaction Bundles; the handlers only read the HTTP request and write
 //! the answer.
 
-use std::collections::HashSet;
-
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -21,7 +19,7 @@ use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::parse_appointment;
 use crate::mapping::booked_appointment;
 use crate::salesforce::wire::{CancelAppointmentRequest, UpdateAppointmentRequest};
-use crate::store::StoredAppointment;
+use crate::store::{AppointmentRecord, Claim, ClaimOutcome, StoreError, StoredAppointment};
 use crate::translation::{check_and_map_resolving, map_resolving};
 
 /// The result of a successful interaction, before HTTP framing.
@@ -216,6 +214,11 @@ fn http_date(date: chrono::DateTime<Utc>) -> String {
 /// (or, without it, one of the resource's own identifiers) matches one earlier booking, that
 /// booking is answered with 200 and nothing is sent; several matches are a 412.
 ///
+/// The identifiers are claimed in the store before Salesforce is called (so a second request
+/// with them, on any replica, gets a 409 instead of a second booking, and nothing is booked that
+/// could not be recorded), and the booking is recorded durably, releasing the claim, before it
+/// is answered.
+///
 /// # Errors
 /// Every [`ProxyError`] of checking, mapping, the store and Salesforce.
 pub async fn create_interaction(
@@ -223,17 +226,32 @@ pub async fn create_interaction(
     appointment: Appointment,
     if_none_exist: Option<&str>,
 ) -> Result<Done, ProxyError> {
-    let request = check_and_map_resolving(&appointment, &state.mapping, &state.salesforce).await?;
     let keys = match if_none_exist {
         Some(criteria) => vec![identifier_criterion(criteria)?],
         None => identifier_keys(&appointment),
     };
-    if let Some(done) = earlier_booking(state, &keys).await? {
+    let request = check_and_map_resolving(&appointment, &state.mapping, &state.salesforce).await?;
+    if let Some(done) = one_booking(state.store.find_by_identifiers(&keys).await?)? {
         tracing::info!("an appointment with this identifier was booked before; nothing sent");
         return Ok(done);
     }
-    let _reservation = Reservation::take(state, &keys)?;
-    let outcome = state.salesforce.book_appointment(&request).await?;
+    let claim = match state.store.claim(&keys).await? {
+        ClaimOutcome::Claimed(claim) => claim,
+        // Booked (and recorded) by another request since the look above.
+        ClaimOutcome::Booked(found) => {
+            return one_booking(found)?.ok_or(ProxyError::Store(StoreError::corrupt()));
+        }
+        ClaimOutcome::Busy { expires_in } => return Err(ProxyError::InProgress { expires_in }),
+    };
+    let outcome = match state.salesforce.book_appointment(&request).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // Not booked (or not known to be): the identifiers are free again at once. A claim
+            // that cannot be released expires.
+            let _ = claim.release().await;
+            return Err(error.into());
+        }
+    };
     let id = outcome.id.clone().unwrap_or_default();
     tracing::info!(salesforce_id = %id, "appointment booked");
     let booked = booked_appointment(
@@ -243,7 +261,10 @@ pub async fn create_interaction(
         &state.mapping,
         Utc::now(),
     );
-    remember(state, &booked, identifier_keys(&appointment)).await;
+    let record = appointment_record(&booked, identifier_keys(&appointment));
+    remember(state, &record, Some(claim))
+        .await
+        .map_err(|_| ProxyError::NotRecorded { id, booked: true })?;
     Ok(Done {
         status: StatusCode::CREATED,
         appointment: booked,
@@ -300,7 +321,13 @@ pub async fn update_interaction(
         mapping,
         Utc::now(),
     );
-    remember(state, &changed, identifier_keys(&appointment)).await;
+    let record = appointment_record(&changed, identifier_keys(&appointment));
+    remember(state, &record, None)
+        .await
+        .map_err(|_| ProxyError::NotRecorded {
+            id: id.to_owned(),
+            booked: false,
+        })?;
     Ok(Done {
         status: StatusCode::OK,
         appointment: changed,
@@ -322,7 +349,8 @@ pub async fn patch_interaction(
         .get(id)
         .await?
         .ok_or(ProxyError::UnknownAppointment)?;
-    let mut document = stored.resource;
+    let mut document: serde_json::Value = serde_json::from_str(&stored.resource)
+        .map_err(|_| ProxyError::Store(StoreError::corrupt()))?;
     json_patch::patch(&mut document, patch).map_err(|e| {
         // The operation index and kind help; the value it carried is not echoed.
         ProxyError::Patch(Issue::general(
@@ -376,22 +404,13 @@ fn identifier_keys(appointment: &Appointment) -> Vec<String> {
         .collect()
 }
 
-/// The one earlier booking these identifiers point to (200), none, or several (412).
-async fn earlier_booking(state: &AppState, keys: &[String]) -> Result<Option<Done>, ProxyError> {
-    let mut found: Vec<StoredAppointment> = Vec::new();
-    for key in keys {
-        for record in state.store.find_by_identifier(key).await? {
-            if !found.iter().any(|f| f.id == record.id) {
-                found.push(record);
-            }
-        }
-    }
-    match found.len() {
-        0 => Ok(None),
-        1 => {
-            let body = serde_json::to_vec(&found[0].resource).unwrap_or_default();
-            let appointment = parse_appointment(&body, Format::Json)
-                .map_err(|_| ProxyError::Store(crate::store::StoreError::corrupt()))?;
+/// The one earlier booking found (200), none, or several (412).
+fn one_booking(found: Vec<StoredAppointment>) -> Result<Option<Done>, ProxyError> {
+    match found.as_slice() {
+        [] => Ok(None),
+        [only] => {
+            let appointment = parse_appointment(only.resource.as_bytes(), Format::Json)
+                .map_err(|_| ProxyError::Store(StoreError::corrupt()))?;
             Ok(Some(Done {
                 status: StatusCode::OK,
                 appointment,
@@ -401,12 +420,11 @@ async fn earlier_booking(state: &AppState, keys: &[String]) -> Result<Option<Don
     }
 }
 
-/// Records the appointment. A failure is logged, not answered: the booking did happen.
-pub(super) async fn remember(
-    state: &AppState,
+/// What the store keeps of an appointment as answered.
+pub(super) fn appointment_record(
     appointment: &Appointment,
     identifiers: Vec<String>,
-) {
+) -> AppointmentRecord {
     let id = appointment
         .id
         .as_ref()
@@ -414,52 +432,37 @@ pub(super) async fn remember(
         .unwrap_or_default();
     let resource =
         fhirbolt::json::to_json_value(appointment.clone(), None).unwrap_or(serde_json::Value::Null);
-    let record = StoredAppointment {
-        id,
-        identifiers,
-        resource,
+    AppointmentRecord::from_json(id, identifiers, &resource, Utc::now())
+}
+
+/// Records an appointment durably (releasing the claim it was booked under), trying a second
+/// time on a fresh connection before giving up. When it cannot be recorded, the claim is kept
+/// until it expires, so that a retry meanwhile is refused rather than booked a second time.
+pub(super) async fn remember(
+    state: &AppState,
+    record: &AppointmentRecord,
+    claim: Option<Claim>,
+) -> Result<(), StoreError> {
+    let failure = match state.store.record(record, claim).await {
+        Ok(()) => return Ok(()),
+        Err(failure) => failure,
     };
-    if let Err(error) = state.store.put(record).await {
-        tracing::error!(%error, "the appointment was booked but could not be recorded; a retry of this request would book again");
-    }
-}
-
-/// Keeps two requests with the same identifier from booking at the same time: the second gets a
-/// 409 instead of a second booking.
-struct Reservation<'a> {
-    state: &'a AppState,
-    keys: Vec<String>,
-}
-
-impl<'a> Reservation<'a> {
-    fn take(state: &'a AppState, keys: &[String]) -> Result<Reservation<'a>, ProxyError> {
-        let mut in_flight = state.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if keys.iter().any(|k| in_flight.contains(k)) {
-            return Err(ProxyError::InProgress);
-        }
-        in_flight.extend(keys.iter().cloned());
-        Ok(Reservation {
-            state,
-            keys: keys.to_vec(),
-        })
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        let mut in_flight = self
-            .state
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for key in &self.keys {
-            in_flight.remove(key);
+    match state.store.record(record, failure.claim).await {
+        Ok(()) => Ok(()),
+        Err(again) => {
+            if let Some(claim) = again.claim {
+                claim.keep();
+            }
+            tracing::error!(
+                salesforce_id = %record.id,
+                error = %again.error,
+                "Salesforce acted but the store could not record it; its identifiers stay \
+                 claimed until the claim expires"
+            );
+            Err(again.error)
         }
     }
 }
-
-/// The in-flight identifiers of a process.
-pub type InFlight = std::sync::Mutex<HashSet<String>>;
 
 fn concept_text(concept: &fhirbolt::model::r4::types::CodeableConcept) -> Option<String> {
     concept

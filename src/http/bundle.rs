@@ -18,7 +18,8 @@ use fhirbolt::model::r4::resources::{
 
 use super::AppState;
 use super::appointment::{
-    Done, create_interaction, location, patch_interaction, read_body, remember, update_interaction,
+    Done, appointment_record, create_interaction, location, patch_interaction, read_body, remember,
+    update_interaction,
 };
 use super::response::{self, Rendering, ReturnPreference};
 use super::tenant::Tenant;
@@ -471,7 +472,8 @@ async fn undo(state: &AppState, done: &[Done]) -> Vec<Issue> {
                 // whole transaction books afresh instead of matching this undone booking.
                 let mut cancelled = d.appointment.clone();
                 cancelled.status = "cancelled".into();
-                remember(state, &cancelled, Vec::new()).await;
+                // A failure is logged; the cancellation itself happened.
+                let _ = remember(state, &appointment_record(&cancelled, Vec::new()), None).await;
                 Issue::information(format!(
                     "Bundle.entry[{index}] had been booked as {} and was cancelled again",
                     d.id()

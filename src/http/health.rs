@@ -3,8 +3,10 @@
 //! every org) and `GET /metrics` (Prometheus text).
 //!
 //! Readiness asks each org's token cache: a cached token counts without a call, and each org's
-//! answer is kept for `server.readiness_cache_secs`, so frequent probes cost no API calls. The
-//! answers hold tenant names, states and the token error's advice; never a token or secret.
+//! answer is kept for `server.readiness_cache_secs`, so frequent probes cost no API calls. The store
+//! is asked at every probe (one trivial query): when it cannot be reached, nothing can be booked.
+//! The answers hold tenant names, states, the store's engine and location and the errors' advice;
+//! never a token, password or secret.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,11 +20,14 @@ use super::AppState;
 use super::tenant::Tenants;
 use crate::auth::Auth;
 use crate::metrics::{self, Metrics};
+use crate::store::Store;
 
-/// What `/readyz` needs besides the tenants and inbound auth: how long an org's answer is reused.
+/// What `/readyz` needs besides the tenants and inbound auth: how long an org's answer is reused,
+/// and the store.
 pub struct Readiness {
     cache_for: Duration,
     answers: Mutex<HashMap<String, (Instant, OrgState)>>,
+    store: Store,
 }
 
 /// One org's readiness.
@@ -40,11 +45,12 @@ pub struct OrgState {
 }
 
 impl Readiness {
-    /// Answers kept for `cache_for`.
-    pub fn new(cache_for: Duration) -> Self {
+    /// Answers kept for `cache_for`; `store` asked at each probe.
+    pub fn new(cache_for: Duration, store: Store) -> Self {
         Readiness {
             cache_for,
             answers: Mutex::new(HashMap::new()),
+            store,
         }
     }
 
@@ -94,9 +100,10 @@ pub async fn healthz() -> HttpResponse {
         .json(serde_json::json!({ "status": "alive" }))
 }
 
-/// `GET /readyz`: 200 when every org can get a Salesforce token, else 503 naming the failing
-/// tenants; the body lists each tenant's state and whether inbound auth is on (read at each
-/// probe, since a reload can switch it: switching it off must be visible).
+/// `GET /readyz`: 200 when the store answers and every org can get a Salesforce token, else 503
+/// naming the failing tenants (and the store); the body lists the store, each tenant's state and
+/// whether inbound auth is on (read at each probe, since a reload can switch it: switching it
+/// off must be visible).
 pub async fn readyz(
     tenants: web::Data<Tenants>,
     readiness: web::Data<Readiness>,
@@ -111,11 +118,21 @@ pub async fn readyz(
         .filter(|o| !o.ready)
         .map(|o| o.tenant.as_str())
         .collect();
-    let ready = failing.is_empty();
+    let store = readiness.store.ping().await;
+    let ready = failing.is_empty() && store.is_ok();
+    let mut store_state = serde_json::json!({
+        "engine": readiness.store.engine_name(),
+        "location": readiness.store.description(),
+        "ready": store.is_ok(),
+    });
+    if let Err(error) = &store {
+        store_state["reason"] = serde_json::Value::String(error.to_string());
+    }
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not ready" },
         "config": "loaded",
         "auth": if auth.is_enabled() { "enabled" } else { "disabled" },
+        "store": store_state,
         "failing": failing,
         "tenants": orgs,
     });

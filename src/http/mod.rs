@@ -28,7 +28,7 @@ use tracing_actix_web::RootSpanBuilder;
 use crate::error::ProxyError;
 use crate::mapping::Mapping;
 use crate::salesforce::SalesforceClient;
-use crate::store::AppointmentStore;
+use crate::store::TenantStore;
 use response::Rendering;
 
 /// What every handler shares.
@@ -41,10 +41,9 @@ pub struct AppState {
     pub body_limit: usize,
     /// The FHIR base path, e.g. `/fhir`.
     pub base_path: String,
-    /// Booked appointments by identifier (idempotent creates, patches).
-    pub store: Arc<dyn AppointmentStore>,
-    /// Identifiers being booked right now (shared by every version of the tenant's state).
-    pub in_flight: Arc<appointment::InFlight>,
+    /// This tenant's rows of the store: booked appointments by identifier (idempotent creates,
+    /// patches) and the identifiers being booked right now (claims, shared by every replica).
+    pub store: TenantStore,
 }
 
 /// Registers the FHIR routes under `base_path` (the unnamed tenant) and under

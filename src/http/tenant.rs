@@ -8,8 +8,7 @@
 //! Each tenant's state sits in an [`ArcSwap`], so a reload ([`crate::reload`]) can put in a new
 //! mapping while requests run: the extractor takes the state once, when the handler starts, and
 //! the request finishes on that version (mapping included) however many reloads happen meanwhile.
-//! Everything but the mapping (Salesforce client, store, identifiers being booked) is shared
-//! between versions.
+//! Everything but the mapping (Salesforce client, store) is shared between versions.
 
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
@@ -138,9 +137,9 @@ impl Tenants {
 }
 
 impl AppState {
-    /// The same tenant with another mapping: the Salesforce client (token cache, limits), store
-    /// and identifiers being booked are shared with `self`, so two versions never book the same
-    /// identifier at once.
+    /// The same tenant with another mapping: the Salesforce client (token cache, limits) and the
+    /// store (with its identifier claims) are shared with `self`, so two versions never book the
+    /// same identifier at once.
     pub fn with_mapping(&self, mapping: Arc<Mapping>) -> AppState {
         AppState {
             mapping,
@@ -148,7 +147,6 @@ impl AppState {
             body_limit: self.body_limit,
             base_path: self.base_path.clone(),
             store: self.store.clone(),
-            in_flight: self.in_flight.clone(),
         }
     }
 }

@@ -160,7 +160,6 @@ fn settings(keys: &Keys, issuers: Vec<IssuerSettings>) -> AuthSettings {
 
 fn start(auth: AuthSettings) -> (TestApp, Sandbox, Arc<Auth>) {
     let sandbox = start_sandbox();
-    let auth = Arc::new(Auth::new(auth));
     let app = spawn_tenants_with_auth(
         vec![
             (
@@ -174,8 +173,9 @@ fn start(auth: AuthSettings) -> (TestApp, Sandbox, Arc<Auth>) {
                 example_mapping(),
             ),
         ],
-        auth.clone(),
+        auth,
     );
+    let auth = app.auth.clone();
     (app, sandbox, auth)
 }
 
@@ -272,8 +272,18 @@ pub(crate) async fn token_request(
     assertion: &str,
     scope: &str,
 ) -> reqwest::Response {
-    app.client
-        .post(format!("{}/auth/token", app.address))
+    token_request_at(&app.client, &app.address, assertion, scope).await
+}
+
+/// A token request to the proxy at `address` (`http://127.0.0.1:PORT`).
+pub(crate) async fn token_request_at(
+    client: &reqwest::Client,
+    address: &str,
+    assertion: &str,
+    scope: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{address}/auth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             (
@@ -831,16 +841,15 @@ async fn metadata_and_smart_configuration_are_open() {
 #[tokio::test]
 async fn with_auth_disabled_anyone_books_and_readyz_says_so() {
     let sandbox = start_sandbox();
-    let auth = auth_disabled();
-    assert!(!auth.is_enabled());
     let app = spawn_tenants_with_auth(
         vec![(
             None,
             salesforce_settings(&sandbox.token_url()),
             example_mapping(),
         )],
-        auth,
+        AuthSettings::disabled(),
     );
+    assert!(!app.auth.is_enabled());
     assert_booked(book(&app, "/fhir/Appointment", 1, &[]).await).await;
     let response = app
         .client
@@ -878,7 +887,7 @@ async fn without_a_public_url_smart_discovery_says_what_is_missing() {
             salesforce_settings(&sandbox.token_url()),
             example_mapping(),
         )],
-        Arc::new(Auth::new(settings)),
+        settings,
     );
     let response = app
         .client

@@ -2,10 +2,9 @@
 //! reschedule through PUT and JSON Patch, against the sandbox.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use fhir_salesforce_proxy::sandbox::{Sandbox, SandboxSettings};
-use fhir_salesforce_proxy::store::FileStore;
+use fhir_salesforce_proxy::store::Store;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -30,13 +29,13 @@ async fn a_retried_post_books_once_even_across_a_restart() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("appointments.jsonl");
+    let path = dir.path().join("appointments.db");
     let start = || {
         spawn_proxy_full(
             salesforce_settings(&sandbox.token_url()),
             example_mapping(),
             |_| {},
-            Arc::new(FileStore::open(&path).unwrap()),
+            Store::sqlite(&path).unwrap(),
         )
     };
 

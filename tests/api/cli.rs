@@ -336,8 +336,19 @@ async fn serve_books_for_a_named_tenant_with_its_own_secret_variable() {
         response.headers()["location"],
         format!("/fhir/east-1/Appointment/{id}").as_str()
     );
-    // The tenant's store file sits beside the configuration.
-    assert!(dir.path().join("appointments-east-1.jsonl").is_file());
+    // The store sits beside the configuration, and holds the tenant's booking.
+    assert!(dir.path().join("appointments.db").is_file());
+    let store =
+        fhir_salesforce_proxy::store::Store::sqlite(&dir.path().join("appointments.db")).unwrap();
+    assert!(
+        store
+            .tenant(Some("east-1"))
+            .get(&id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.tenant(None).get(&id).await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -4,10 +4,12 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use fhir_salesforce_proxy::auth::{Auth, AuthSettings};
 use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings};
 use fhir_salesforce_proxy::mapping::{EXAMPLE_APPOINTMENT, EXAMPLE_MAPPING, Mapping};
 use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::Application;
+use fhir_salesforce_proxy::store::Store;
 use serde_json::Value;
 
 /// A running proxy.
@@ -16,7 +18,20 @@ pub struct TestApp {
     pub address: String,
     /// A client for talking to it.
     pub client: reqwest::Client,
+    /// Its store.
+    pub store: Store,
+    /// Its inbound auth (to replace clients as a reload would).
+    pub auth: std::sync::Arc<Auth>,
     handle: ServerHandle,
+    /// The store's directory, when the proxy has a store of its own.
+    _store_dir: Option<tempfile::TempDir>,
+}
+
+/// A store of its own for one test: SQLite in a fresh temporary directory.
+pub fn test_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::sqlite(&dir.path().join("appointments.db")).unwrap();
+    (store, dir)
 }
 
 impl TestApp {
@@ -115,10 +130,8 @@ pub fn salesforce_settings(token_url: &str) -> SalesforceSettings {
 
 /// Inbound auth switched off, for every test that is not about auth: the one place it is off
 /// (`tests/api/auth.rs` starts proxies with clients through [`spawn_tenants_with_auth`]).
-pub fn auth_disabled() -> std::sync::Arc<fhir_salesforce_proxy::auth::Auth> {
-    std::sync::Arc::new(fhir_salesforce_proxy::auth::Auth::new(
-        fhir_salesforce_proxy::auth::AuthSettings::disabled(),
-    ))
+pub fn auth_disabled(store: &Store) -> std::sync::Arc<Auth> {
+    std::sync::Arc::new(Auth::new(AuthSettings::disabled(), store.clone()))
 }
 
 /// Starts the proxy on port 0 with these settings.
@@ -132,40 +145,52 @@ pub fn spawn_proxy_with(
     mapping: Mapping,
     adjust: impl FnOnce(&mut ServerSettings),
 ) -> TestApp {
-    spawn_proxy_full(
-        salesforce,
-        mapping,
-        adjust,
-        std::sync::Arc::new(fhir_salesforce_proxy::store::MemoryStore::default()),
-    )
+    let (store, dir) = test_store();
+    let mut app = spawn_proxy_full(salesforce, mapping, adjust, store);
+    app._store_dir = Some(dir);
+    app
 }
 
-/// Starts the proxy on port 0 with a given appointment store.
+/// Starts the proxy on port 0 with a given store (kept by the caller).
 pub fn spawn_proxy_full(
     salesforce: SalesforceSettings,
     mapping: Mapping,
     adjust: impl FnOnce(&mut ServerSettings),
-    store: std::sync::Arc<dyn fhir_salesforce_proxy::store::AppointmentStore>,
+    store: Store,
 ) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut server = ServerSettings::with_defaults(listener.local_addr().unwrap());
     adjust(&mut server);
+    let auth = auth_disabled(&store);
     let app = Application::with_listener(
         listener,
         &server,
         salesforce,
         mapping,
-        store,
-        auth_disabled(),
+        store.clone(),
+        auth.clone(),
     )
     .unwrap();
+    running(app, store, auth, None)
+}
+
+/// A started application as a [`TestApp`].
+fn running(
+    app: Application,
+    store: Store,
+    auth: std::sync::Arc<Auth>,
+    store_dir: Option<tempfile::TempDir>,
+) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
+        store,
+        auth,
         handle,
+        _store_dir: store_dir,
     }
 }
 
@@ -222,15 +247,15 @@ pub fn assert_outcome(body: &Value, code: &str, expression: Option<&str>) {
 }
 
 /// Starts the proxy on port 0 serving several tenants (`None`: the one at the FHIR base), each
-/// with its own Salesforce settings, mapping and in-memory store.
+/// with its own Salesforce settings and mapping, sharing a store of their own.
 pub fn spawn_tenants(tenants: Vec<(Option<&str>, SalesforceSettings, Mapping)>) -> TestApp {
-    spawn_tenants_with_auth(tenants, auth_disabled())
+    spawn_tenants_with_auth(tenants, AuthSettings::disabled())
 }
 
 /// Starts the proxy on port 0 serving several tenants, with this inbound auth.
 pub fn spawn_tenants_with_auth(
     tenants: Vec<(Option<&str>, SalesforceSettings, Mapping)>,
-    auth: std::sync::Arc<fhir_salesforce_proxy::auth::Auth>,
+    auth: AuthSettings,
 ) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = ServerSettings::with_defaults(listener.local_addr().unwrap());
@@ -241,19 +266,14 @@ pub fn spawn_tenants_with_auth(
                 name: name.map(str::to_owned),
                 salesforce,
                 mapping,
-                store: std::sync::Arc::new(fhir_salesforce_proxy::store::MemoryStore::default()),
             },
         )
         .collect();
-    let app = Application::with_tenants(listener, &server, tenants, auth).unwrap();
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        handle,
-    }
+    let (store, dir) = test_store();
+    let auth = std::sync::Arc::new(Auth::new(auth, store.clone()));
+    let app =
+        Application::with_tenants(listener, &server, tenants, store.clone(), auth.clone()).unwrap();
+    running(app, store, auth, Some(dir))
 }
 
 /// A sandbox with default settings on a free loopback port.
@@ -263,4 +283,135 @@ pub fn start_sandbox() -> Sandbox {
         SandboxSettings::default(),
     )
     .unwrap()
+}
+
+/// A PostgreSQL schema of its own for one test, in the database `FSP_TEST_POSTGRES_URL` names
+/// (`.ci/run` starts one). `None` when none is configured, said loudly; CI sets
+/// `FSP_TEST_REQUIRE_POSTGRES`, which makes a missing one a failure.
+pub struct TestPostgres {
+    /// `postgres://user@host:port/db?options=-csearch_path%3D<schema>`.
+    pub url: url::Url,
+    /// The password, if the database needs one.
+    pub password: Option<String>,
+    /// Where the server listens.
+    pub address: std::net::SocketAddr,
+}
+
+impl TestPostgres {
+    /// The store settings for this schema, reaching the server at `port` on 127.0.0.1 (the
+    /// server's own, or a [`Forwarder`]'s).
+    pub fn settings_via(&self, port: u16) -> fhir_salesforce_proxy::config::StoreSettings {
+        let mut url = self.url.clone();
+        url.set_port(Some(port)).unwrap();
+        let mut settings = fhir_salesforce_proxy::config::StoreSettings::sqlite("unused".into());
+        settings.engine = fhir_salesforce_proxy::config::StoreEngine::Postgres(
+            fhir_salesforce_proxy::config::PostgresSettings {
+                url,
+                password: self.password.clone().map(Into::into),
+                max_connections: 8,
+                connect_timeout: Duration::from_secs(2),
+                ca_file: None,
+            },
+        );
+        settings
+    }
+}
+
+/// See [`TestPostgres`].
+pub async fn test_postgres() -> Option<TestPostgres> {
+    let Ok(base) = std::env::var("FSP_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("FSP_TEST_REQUIRE_POSTGRES").is_none(),
+            "FSP_TEST_REQUIRE_POSTGRES is set but FSP_TEST_POSTGRES_URL is not"
+        );
+        eprintln!(
+            "\n*** PostgreSQL test NOT RUN: set FSP_TEST_POSTGRES_URL (see .ci/postgres) ***\n"
+        );
+        return None;
+    };
+    let password = std::env::var("FSP_TEST_POSTGRES_PASSWORD").ok();
+    let schema = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut config: tokio_postgres::Config = base.parse().unwrap();
+    if let Some(p) = &password {
+        config.password(p);
+    }
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-csearch_path={schema}"));
+    let host = url.host_str().unwrap().to_owned();
+    let address = format!("{host}:{}", url.port().unwrap_or(5432))
+        .parse()
+        .unwrap();
+    Some(TestPostgres {
+        url,
+        password,
+        address,
+    })
+}
+
+/// A TCP forwarder on 127.0.0.1 that a test can cut (every connection dropped, nothing
+/// listening) and restore: a database lost and found again while the proxy runs.
+pub struct Forwarder {
+    /// The port it listens on.
+    pub port: u16,
+    target: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Forwards a free port to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        Forwarder {
+            port,
+            target,
+            task: Some(tokio::spawn(forward(listener, target))),
+        }
+    }
+
+    /// Drops every forwarded connection and stops listening.
+    pub async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same port.
+    pub fn restore(&mut self) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(format!("127.0.0.1:{}", self.port).parse().unwrap())
+            .unwrap();
+        let listener = socket.listen(64).unwrap();
+        self.task = Some(tokio::spawn(forward(listener, self.target)));
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+    // Aborting this task drops the set, which aborts (and closes) every connection.
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
 }

@@ -2,11 +2,9 @@
 //! request id on every line of a request, one audit line per interaction (and per Bundle entry),
 //! and no patient data, token or secret anywhere, through success and every error path.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::process::Command;
+use std::sync::LazyLock;
 
 use fhir_salesforce_proxy::sandbox::{ExternalIdRecords, Fault, Sandbox, SandboxSettings};
 use serde_json::{Value, json};
@@ -14,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{PUBLIC_URL, TestKey, assertion_claims, ec_key, jwks, sign};
 use crate::helpers::*;
+use crate::process::{self, BIN, Proxy};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fhir-salesforce-proxy");
 const API_KEY: &str = "key-4b1d9e0c7a2f4e8b9d3c";
 const SALESFORCE_SECRET: &str = "sandbox-secret";
 /// Text that stands for patient data, tokens and secrets; none of it may reach a log line.
@@ -32,33 +30,6 @@ const MARKERS: [&str; 8] = [
 
 /// The key of the SMART client `smart-1`.
 static SMART_KEY: LazyLock<TestKey> = LazyLock::new(|| ec_key("smart-1"));
-
-/// The child, killed when the test ends however it ends, and every line it wrote to stderr.
-struct Proxy {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    port: u16,
-}
-
-impl Proxy {
-    /// Stops the child and returns all its lines (the reader ends when the pipe closes).
-    fn finish(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        std::mem::take(&mut *self.lines.lock().unwrap())
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn repo(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -81,11 +52,7 @@ async fn start_with(
         + "\n[[ids.lookup]]\nidentifier_system = \"http://hospital.example.org/mrn\"\n\
            object = \"Account\"\nexternal_id_field = \"EHR_Patient_Id__c\"\n";
     std::fs::write(dir.join("mapping.toml"), mapping).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = process::free_port();
     let key_hash = hex::encode(Sha256::digest(API_KEY.as_bytes()));
     std::fs::write(dir.join("smart.jwks"), jwks(&[&SMART_KEY]).to_string()).unwrap();
     std::fs::write(
@@ -94,7 +61,7 @@ async fn start_with(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\
              [salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
              [mapping]\nfile = \"mapping.toml\"\n\
-             [store]\npath = \"appointments.jsonl\"\n\
+             [store]\npath = \"appointments.db\"\n\
              [auth]\npublic_url = \"{PUBLIC_URL}\"\n[[auth.clients]]\nid = \"engine-1\"\n\
              scopes = [\"system/Appointment.*\", \"system/Slot.read\"]\n\
              api_key_sha256 = \"{key_hash}\"\nadmin = true\n\
@@ -104,52 +71,18 @@ async fn start_with(
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--log-format", "json"])
-        .args(global_args)
-        .args([
-            "serve",
-            "--config",
-            dir.join("proxy.toml").to_str().unwrap(),
-        ])
-        .env("FSP_SALESFORCE__CLIENT_SECRET", SALESFORCE_SECRET)
-        .env("RUST_LOG", rust_log)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (started, ready) = tokio::sync::oneshot::channel();
-    let sink = lines.clone();
-    let reader = std::thread::spawn(move || {
-        let mut started = Some(started);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let is_start = line.contains("proxy started");
-            sink.lock().unwrap().push(line);
-            if is_start && let Some(s) = started.take() {
-                let _ = s.send(());
-            }
-        }
-    });
-    let proxy = Proxy {
-        child,
-        lines,
-        reader: Some(reader),
+    let mut args = vec!["--log-format", "json"];
+    args.extend_from_slice(global_args);
+    process::serve(
+        &dir.join("proxy.toml"),
         port,
-    };
-    // Err: timed out, or the reader ended (the child exited) without the line.
-    if !matches!(
-        tokio::time::timeout(Duration::from_secs(60), ready).await,
-        Ok(Ok(()))
-    ) {
-        panic!(
-            "the proxy did not start:\n{}",
-            proxy.lines.lock().unwrap().join("\n")
-        );
-    }
-    proxy
+        &args,
+        &[
+            ("FSP_SALESFORCE__CLIENT_SECRET", SALESFORCE_SECRET),
+            ("RUST_LOG", rust_log),
+        ],
+    )
+    .await
 }
 
 /// An appointment full of patient-data markers that books (its patient is in the crosswalk).

@@ -525,5 +525,5 @@ async fn sighup_reloads_the_real_binary_and_a_bad_file_is_logged_and_refused() {
     );
     assert_eq!(book(2).await.unwrap().status(), 201);
     assert_eq!(last_work_type(&sandbox), NEW_WORK_TYPE);
-    assert!(config.path().join("appointments.jsonl").is_file());
+    assert!(config.path().join("appointments.db").is_file());
 }

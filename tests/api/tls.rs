@@ -2,12 +2,10 @@
 //! certificate, and a plain-HTTP request to the same port gets no FHIR answer.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use fhir_salesforce_proxy::config::{ServerSettings, TlsSettings};
 use fhir_salesforce_proxy::server::Application;
-use fhir_salesforce_proxy::store::MemoryStore;
 
 use crate::helpers::*;
 
@@ -41,13 +39,14 @@ fn spawn_tls(token_url: &str) -> TlsApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut server = ServerSettings::with_defaults(listener.local_addr().unwrap());
     server.tls = Some(tls);
+    let store = fhir_salesforce_proxy::store::Store::sqlite(&dir.path().join("store.db")).unwrap();
     let app = Application::with_listener(
         listener,
         &server,
         salesforce_settings(token_url),
         example_mapping(),
-        Arc::new(MemoryStore::default()),
-        auth_disabled(),
+        store.clone(),
+        auth_disabled(&store),
     )
     .unwrap();
     let port = app.port();

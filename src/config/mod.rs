@@ -21,6 +21,12 @@ use url::Url;
 
 use crate::salesforce::jwt::PrivateKey;
 
+mod store;
+pub use store::{
+    DEFAULT_STORE_FILE, ENV_STORE_PASSWORD, LEGACY_STORE_FILE, LegacyImport, PostgresSettings,
+    StoreEngine, StoreSettings,
+};
+
 /// The prefix of every environment override.
 pub const ENV_PREFIX: &str = "FSP_";
 /// The environment variable that holds the Salesforce client secret.
@@ -43,15 +49,18 @@ pub struct ConfigError {
 pub struct Settings {
     /// The HTTP listener and FHIR endpoint.
     pub server: ServerSettings,
-    /// The orgs served: the unnamed one (`[salesforce]`, `[mapping]`, `[store]`) first when it is
+    /// The orgs served: the unnamed one (`[salesforce]`, `[mapping]`) first when it is
     /// configured, then the named ones (`[tenants.NAME]`) in name order. Never empty.
     pub tenants: Vec<TenantSettings>,
+    /// Where appointments, identifier claims and issued tokens are kept (`[store]`), for every
+    /// tenant.
+    pub store: StoreSettings,
     /// Who may call (`[auth]`): required, so a proxy never runs open by accident.
     pub auth: crate::auth::AuthSettings,
 }
 
 /// One Salesforce org (or source system) served by the proxy, with its own connection, token
-/// cache, mapping and store.
+/// cache and mapping (its rows in the store are kept apart by its name).
 #[derive(Debug, Clone)]
 pub struct TenantSettings {
     /// `None` for the tenant served at the FHIR base itself; a name for one served at
@@ -61,9 +70,6 @@ pub struct TenantSettings {
     pub salesforce: SalesforceSettings,
     /// The mapping file.
     pub mapping_file: PathBuf,
-    /// The appointment store file (identifier → booking records, for idempotent creates and
-    /// patches).
-    pub store_path: PathBuf,
 }
 
 /// Whether `name` can name a tenant: 1–40 lower-case letters, digits, `-` and `_`, starting with a
@@ -275,7 +281,7 @@ struct FileModel {
     salesforce: Option<SalesforceModel>,
     mapping: Option<MappingModel>,
     #[serde(default)]
-    store: StoreModel,
+    store: store::StoreModel,
     #[serde(default)]
     tenants: std::collections::BTreeMap<String, TenantModel>,
     #[serde(default)]
@@ -288,17 +294,8 @@ struct TenantModel {
     salesforce: SalesforceModel,
     mapping: MappingModel,
     #[serde(default)]
-    store: StoreModel,
+    store: store::TenantStoreModel,
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoreModel {
-    path: Option<RelativePathBuf>,
-}
-
-/// The store file's name when `store.path` is not set: beside the configuration file.
-pub const DEFAULT_STORE_FILE: &str = "appointments.jsonl";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -444,10 +441,14 @@ impl Settings {
             // The secret is read separately so figment never parses it as a number or array.
             // (The filter sees the key before `split` turns `__` into `.`.)
             Env::prefixed(ENV_PREFIX)
+                // Only `FSP_<SECTION>__<KEY>` names are configuration keys: the CLI's own
+                // variables (`FSP_LOG_FORMAT`, `FSP_AUDIT_FILE`) and others with the prefix
+                // are not, and must not be refused as unknown keys.
                 .filter(|k| {
-                    !k.as_str()
-                        .to_ascii_lowercase()
-                        .ends_with("salesforce__client_secret")
+                    let k = k.as_str().to_ascii_lowercase();
+                    k.contains("__")
+                        && !k.ends_with("salesforce__client_secret")
+                        && k != "store__password"
                 })
                 .split("__"),
         );
@@ -543,13 +544,12 @@ impl Settings {
         };
         let config_dir = Path::new(file).parent().unwrap_or(Path::new("."));
         let mut tenants = Vec::new();
+        let mut tenant_stores = Vec::new();
         match (model.salesforce, model.mapping) {
             (Some(salesforce), Some(mapping)) => tenants.push(tenant_settings(
                 None,
                 salesforce,
                 mapping,
-                model.store,
-                config_dir,
                 env(ENV_CLIENT_SECRET),
                 file,
             )?),
@@ -585,16 +585,23 @@ impl Settings {
                 ));
             }
             let secret = env(&tenant_secret_variable(&name));
+            tenant_stores.push((Some(name.clone()), tenant.store));
             tenants.push(tenant_settings(
                 Some(name),
                 tenant.salesforce,
                 tenant.mapping,
-                tenant.store,
-                config_dir,
                 secret,
                 file,
             )?);
         }
+        let store = store::store_settings(
+            model.store,
+            tenant_stores,
+            config_dir,
+            server.request_timeout,
+            env(ENV_STORE_PASSWORD),
+            &fail,
+        )?;
         let tenant_names: Vec<Option<String>> = tenants.iter().map(|t| t.name.clone()).collect();
         let auth = crate::auth::AuthSettings::from_model(model.auth, &tenant_names).map_err(
             |(key, reason)| ConfigError {
@@ -606,6 +613,7 @@ impl Settings {
         Ok(Settings {
             server,
             tenants,
+            store,
             auth,
         })
     }
@@ -617,8 +625,6 @@ fn tenant_settings(
     name: Option<String>,
     sf: SalesforceModel,
     mapping: MappingModel,
-    store: StoreModel,
-    config_dir: &Path,
     secret_from_env: Option<String>,
     file: &str,
 ) -> Result<TenantSettings, ConfigError> {
@@ -635,18 +641,10 @@ fn tenant_settings(
         reason: reason.replace(ENV_CLIENT_SECRET, &secret_variable),
     };
     let salesforce = salesforce_settings(sf, secret_from_env, &fail)?;
-    let default_store = match &name {
-        None => DEFAULT_STORE_FILE.to_owned(),
-        Some(n) => format!("appointments-{n}.jsonl"),
-    };
     Ok(TenantSettings {
         name,
         salesforce,
         mapping_file: mapping.file.relative(),
-        store_path: match store.path {
-            Some(p) => p.relative(),
-            None => config_dir.join(default_store),
-        },
     })
 }
 
@@ -903,9 +901,19 @@ mod tests {
             Duration::from_secs(3600)
         );
         assert_eq!(s.tenants[0].mapping_file, dir.path().join("mapping.toml"));
+        match &s.store.engine {
+            StoreEngine::Sqlite { path } => assert_eq!(path, &dir.path().join("appointments.db")),
+            other => panic!("expected SQLite, got {other:?}"),
+        }
+        assert_eq!(s.store.claim_timeout, Duration::from_secs(120));
+        assert_eq!(s.store.retention, None);
         assert_eq!(
-            s.tenants[0].store_path,
-            dir.path().join("appointments.jsonl")
+            s.store.imports,
+            [LegacyImport {
+                tenant: None,
+                file: dir.path().join("appointments.jsonl"),
+                explicit: false
+            }]
         );
     }
 
@@ -930,6 +938,36 @@ mod tests {
                 "invalid type",
             ),
             ("[server]\nlisen = \"x\"\n", "server", "unknown field"),
+            (
+                "[store]\npath = \"old.jsonl\"\n",
+                "store.path",
+                "store.import_jsonl",
+            ),
+            (
+                "[store]\npath = \"a.db\"\nurl = \"postgres://fsp@127.0.0.1/fsp\"\n",
+                "store",
+                "not both",
+            ),
+            (
+                "[store]\nclaim_timeout_secs = 60\n",
+                "store.claim_timeout_secs",
+                "longer than server.request_timeout_secs",
+            ),
+            (
+                "[store]\nurl = \"postgres://fsp:hunter2@127.0.0.1/fsp\"\n",
+                "store.url",
+                "FSP_STORE__PASSWORD",
+            ),
+            (
+                "[store]\npassword = \"hunter2\"\n",
+                "store.password",
+                "FSP_STORE__PASSWORD",
+            ),
+            (
+                "[store]\nmax_connections = 4\n",
+                "store.max_connections",
+                "only with store.url",
+            ),
         ];
         for (extra, key, reason) in cases {
             let path = write(dir.path(), "proxy.toml", &format!("{MINIMAL}{extra}"));
@@ -937,6 +975,7 @@ mod tests {
             assert!(e.key.starts_with(key), "{e}");
             assert!(e.reason.contains(reason), "{e}");
             assert!(e.to_string().contains("proxy.toml"), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
         }
         let path = write(
             dir.path(),
@@ -948,6 +987,50 @@ mod tests {
         );
         let e = Settings::load(&path).unwrap_err();
         assert_eq!(e.key, "salesforce.api_version");
+    }
+
+    #[test]
+    fn a_postgres_store_takes_its_password_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{MINIMAL}[store]\nurl = \"postgres://fsp@db.internal:6432/fsp?sslmode=require\"\n\
+             max_connections = 4\nretention_days = 30\n"
+        );
+        let s = from_text(&text, &|v| {
+            (v == ENV_STORE_PASSWORD || v == ENV_CLIENT_SECRET).then(|| "pw-from-env".to_owned())
+        })
+        .unwrap();
+        let StoreEngine::Postgres(pg) = &s.store.engine else {
+            panic!("expected PostgreSQL: {:?}", s.store.engine);
+        };
+        assert_eq!(pg.password.as_ref().unwrap().expose_secret(), "pw-from-env");
+        assert_eq!(pg.max_connections, 4);
+        assert_eq!(pg.url.host_str(), Some("db.internal"));
+        assert_eq!(s.store.retention, Some(Duration::from_secs(30 * 86_400)));
+        // The password never shows in the settings' debug text.
+        assert!(!format!("{s:?}").contains("pw-from-env"));
+
+        write(dir.path(), "db.password", "pw-from-file\n");
+        let path = write(
+            dir.path(),
+            "proxy.toml",
+            &format!(
+                "{MINIMAL}[store]\nurl = \"postgres://fsp@127.0.0.1/fsp\"\n\
+                 password_file = \"db.password\"\n"
+            ),
+        );
+        let model: FileModel = Figment::from(Toml::file(&path)).extract().unwrap();
+        let s = Settings::from_model(model, &path.display().to_string(), &|v| {
+            (v == ENV_CLIENT_SECRET).then(|| "x".to_owned())
+        })
+        .unwrap();
+        let StoreEngine::Postgres(pg) = &s.store.engine else {
+            panic!("expected PostgreSQL");
+        };
+        assert_eq!(
+            pg.password.as_ref().unwrap().expose_secret(),
+            "pw-from-file"
+        );
     }
 
     #[test]
@@ -1146,7 +1229,7 @@ mod tests {
         token_url = \"https://south.my.salesforce.com/services/oauth2/token\"\n\
         client_id = \"south-app\"\n\
         [tenants.south-2.mapping]\nfile = \"south.toml\"\n\
-        [tenants.south-2.store]\npath = \"south-store.jsonl\"\n";
+        [tenants.south-2.store]\nimport_jsonl = \"south-store.jsonl\"\n";
 
     fn from_text(
         text: &str,
@@ -1181,17 +1264,36 @@ mod tests {
         assert_eq!(secret(&s.tenants[1]), "s0uth");
         assert_eq!(s.tenants[1].salesforce.client_id, "south-app");
         assert_eq!(s.tenants[0].mapping_file, dir.path().join("north.toml"));
+        let imports: Vec<(Option<&str>, PathBuf, bool)> = s
+            .store
+            .imports
+            .iter()
+            .map(|i| (i.tenant.as_deref(), i.file.clone(), i.explicit))
+            .collect();
         assert_eq!(
-            s.tenants[0].store_path,
-            dir.path().join("appointments-north.jsonl")
-        );
-        assert_eq!(
-            s.tenants[1].store_path,
-            dir.path().join("south-store.jsonl")
+            imports,
+            [
+                (None, dir.path().join("appointments.jsonl"), false),
+                (
+                    Some("north"),
+                    dir.path().join("appointments-north.jsonl"),
+                    false
+                ),
+                (Some("south-2"), dir.path().join("south-store.jsonl"), true),
+            ]
         );
         assert_eq!(
             tenant_secret_variable("south-2"),
             "FSP_TENANTS__SOUTH_2__SALESFORCE__CLIENT_SECRET"
+        );
+
+        // The earlier per-tenant store file is refused, saying where it goes now.
+        let old = TWO_TENANTS.replace("import_jsonl = \"south", "path = \"south");
+        let e = from_text(&old, &|_| Some("x".to_owned())).unwrap_err();
+        assert_eq!(e.key, "tenants.south-2.store.path");
+        assert!(
+            e.reason.contains("tenants.south-2.store.import_jsonl"),
+            "{e}"
         );
 
         // An unnamed tenant beside named ones comes first.

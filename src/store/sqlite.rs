@@ -1,0 +1,615 @@
+//! The embedded engine: SQLite in one file, in write-ahead-log mode, synced on every commit.
+//!
+//! SQLite is a blocking library, and actix workers must never block, so the store works on threads
+//! of its own and callers await answers over channels:
+//! - one **writer** thread owns the only writing connection. It takes every write waiting in its
+//!   queue (up to [`MAX_BATCH`]) into one transaction, each in a savepoint of its own (a failing
+//!   write is undone alone), and commits once: concurrent bookings share one sync of the log
+//!   (group commit). Each write is answered only after that commit is durable.
+//! - [`READERS`] **reader** threads, each with its own connection, answer reads; in WAL mode they
+//!   read the last commit while the writer writes the next.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{
+    AppointmentRecord, ClaimResult, ImportReport, PurgeReport, StoreError, StoredAppointment,
+    TokenRecord, from_millis, millis,
+};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+/// Reader threads (and connections).
+const READERS: usize = 2;
+/// The most writes committed together.
+const MAX_BATCH: usize = 256;
+/// How long a connection waits for a lock another process holds (another `import-store`, say).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Appointment records deleted per transaction by a purge, so it never holds up bookings long.
+const PURGE_CHUNK: usize = 1000;
+
+/// Runs inside the batch's transaction (`None`: the transaction could not be begun) and returns
+/// what to do once the commit succeeded or failed.
+type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// The SQLite engine: channels to its writer and readers. When the last handle is dropped, the
+/// threads finish their queues and close their connections.
+pub(super) struct Sqlite {
+    writes: Sender<WriteJob>,
+    reads: Sender<ReadJob>,
+}
+
+impl Sqlite {
+    /// Opens (or creates, mode 0600) the database file, brings the schema up to date and starts
+    /// the threads.
+    pub(super) fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        create_private(path)?;
+        let mut writer = connect(path)?;
+        embedded::migrations::runner()
+            .set_grouped(true)
+            .run(&mut writer)
+            .map_err(|e| {
+                StoreError::new(format!("the schema cannot be brought up to date: {e}"))
+            })?;
+        let (writes, queue) = crossbeam_channel::unbounded::<WriteJob>();
+        spawn("store-writer", move || write_loop(&writer, &queue))?;
+        let (reads, queue) = crossbeam_channel::unbounded::<ReadJob>();
+        for n in 0..READERS {
+            let connection = connect(path)?;
+            let queue = queue.clone();
+            spawn(&format!("store-reader-{n}"), move || {
+                while let Ok(job) = queue.recv() {
+                    job(&connection);
+                }
+            })?;
+        }
+        Ok(Sqlite { writes, reads })
+    }
+
+    /// Runs `f` on a reader connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let job: ReadJob = Box::new(move |connection| {
+            let _ = answer.send(guarded(|| f(connection)));
+        });
+        self.reads.send(job).map_err(|_| StoreError::closed())?;
+        answered.await.map_err(|_| StoreError::closed())?
+    }
+
+    /// Runs `f` in the writer's next transaction, answered once that has been committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.writes
+            .send(write_job(f, answer))
+            .map_err(|_| StoreError::closed())?;
+        answered.await.map_err(|_| StoreError::closed())?
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    pub(super) async fn find_by_identifiers(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<StoredAppointment>, StoreError> {
+        let tenant = tenant.to_owned();
+        let keys = keys.to_vec();
+        self.read(move |c| find(c, &tenant, &keys)).await
+    }
+
+    pub(super) async fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<StoredAppointment>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, resource, updated_ms FROM appointment WHERE tenant = ?1 AND id = ?2",
+            )?
+            .query_row(params![tenant, id], stored)
+            .optional()
+        })
+        .await
+    }
+
+    pub(super) async fn claim(
+        &self,
+        tenant: &str,
+        keys: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<ClaimResult, StoreError> {
+        let (tenant, keys, owner) = (tenant.to_owned(), keys.to_vec(), owner.to_owned());
+        // One writer: nothing can come between these statements, on this replica or another
+        // (a second process on the same file waits for the write lock).
+        self.write(move |c| {
+            let mut expired = c.prepare_cached(
+                "DELETE FROM identifier_claim WHERE tenant = ?1 AND identifier = ?2 AND \
+                 expires_ms <= ?3",
+            )?;
+            for key in &keys {
+                expired.execute(params![tenant, key, millis(now)])?;
+            }
+            let booked = find(c, &tenant, &keys)?;
+            if !booked.is_empty() {
+                return Ok(ClaimResult::Booked(booked));
+            }
+            let mut held = c.prepare_cached(
+                "SELECT expires_ms FROM identifier_claim WHERE tenant = ?1 AND identifier = ?2",
+            )?;
+            let mut until = None;
+            for key in &keys {
+                if let Some(ms) = held
+                    .query_row(params![tenant, key], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    until = until.max(Some(ms));
+                }
+            }
+            if let Some(ms) = until {
+                return Ok(ClaimResult::Busy(from_millis(ms)));
+            }
+            let mut insert = c.prepare_cached(
+                "INSERT INTO identifier_claim (tenant, identifier, owner, expires_ms) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for key in &keys {
+                insert.execute(params![tenant, key, owner, millis(expires)])?;
+            }
+            Ok(ClaimResult::Claimed)
+        })
+        .await
+    }
+
+    pub(super) async fn record(
+        &self,
+        tenant: &str,
+        record: &AppointmentRecord,
+        claim_owner: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.to_owned();
+        let record = record.clone();
+        let owner = claim_owner.map(str::to_owned);
+        self.write(move |c| {
+            upsert(c, &tenant, &record)?;
+            if let Some(owner) = owner {
+                release(c, &tenant, &owner)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn release(&self, tenant: &str, owner: &str) -> Result<(), StoreError> {
+        let (tenant, owner) = (tenant.to_owned(), owner.to_owned());
+        self.write(move |c| release(c, &tenant, &owner)).await
+    }
+
+    /// Releases a claim without waiting for the commit (from a `Drop`).
+    pub(super) fn release_detached(&self, tenant: &str, owner: String) {
+        let tenant = tenant.to_owned();
+        let (answer, _) = oneshot::channel();
+        // A closed store has nothing left to release.
+        let _ = self
+            .writes
+            .send(write_job(move |c| release(c, &tenant, &owner), answer));
+    }
+
+    pub(super) async fn insert_token(
+        &self,
+        token_sha256: &str,
+        token: &TokenRecord,
+    ) -> Result<(), StoreError> {
+        let (hash, token) = (token_sha256.to_owned(), token.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO issued_token (token_sha256, client_id, scopes, expires_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (token_sha256) DO NOTHING",
+            )?
+            .execute(params![
+                hash,
+                token.client_id,
+                token.scopes,
+                millis(token.expires)
+            ])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(super) async fn find_token(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let hash = token_sha256.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT client_id, scopes, expires_ms FROM issued_token \
+                 WHERE token_sha256 = ?1 AND expires_ms > ?2",
+            )?
+            .query_row(params![hash, millis(now)], |r| {
+                Ok(TokenRecord {
+                    client_id: r.get(0)?,
+                    scopes: r.get(1)?,
+                    expires: from_millis(r.get(2)?),
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    pub(super) async fn remember_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO seen_assertion (client_id, jti, expires_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+            )?
+            .execute(params![client_id, jti, millis(expires)])
+            .map(|inserted| inserted == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn purge(
+        &self,
+        now: DateTime<Utc>,
+        cutoff: Option<DateTime<Utc>>,
+    ) -> Result<PurgeReport, StoreError> {
+        let now_ms = millis(now);
+        let expired = self
+            .write(move |c| {
+                let mut n = 0;
+                for table in ["identifier_claim", "issued_token", "seen_assertion"] {
+                    n += c.execute(
+                        &format!("DELETE FROM {table} WHERE expires_ms <= ?1"),
+                        params![now_ms],
+                    )?;
+                }
+                Ok(n as u64)
+            })
+            .await?;
+        let mut report = PurgeReport {
+            appointments: 0,
+            expired,
+        };
+        let Some(cutoff) = cutoff.map(millis) else {
+            return Ok(report);
+        };
+        loop {
+            // In chunks, each its own commit, so bookings never wait behind a long purge.
+            let deleted = self
+                .write(move |c| {
+                    c.prepare_cached(
+                        "DELETE FROM appointment WHERE rowid IN (SELECT rowid FROM appointment \
+                         WHERE keep_until_ms < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![cutoff, PURGE_CHUNK as i64])
+                })
+                .await?;
+            report.appointments += deleted as u64;
+            if deleted < PURGE_CHUNK {
+                return Ok(report);
+            }
+        }
+    }
+
+    pub(super) async fn import(
+        &self,
+        tenant: &str,
+        source: &str,
+        records: Vec<AppointmentRecord>,
+    ) -> Result<ImportReport, StoreError> {
+        let (tenant, source) = (tenant.to_owned(), source.to_owned());
+        self.write(move |c| {
+            let done = c
+                .prepare_cached(
+                    "SELECT appointments FROM legacy_import WHERE tenant = ?1 AND source = ?2",
+                )?
+                .query_row(params![tenant, source], |r| r.get::<_, i64>(0))
+                .optional()?;
+            if done.is_some() {
+                return Ok(ImportReport::already(&source));
+            }
+            let mut report = ImportReport::new(&source, records.len());
+            for record in &records {
+                let exists = c
+                    .prepare_cached("SELECT 1 FROM appointment WHERE tenant = ?1 AND id = ?2")?
+                    .query_row(params![tenant, record.id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if exists {
+                    report.kept += 1;
+                } else {
+                    upsert(c, &tenant, record)?;
+                    report.imported += 1;
+                }
+            }
+            c.prepare_cached(
+                "INSERT INTO legacy_import (tenant, source, imported_ms, appointments) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                tenant,
+                source,
+                millis(Utc::now()),
+                report.imported as i64
+            ])?;
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// A write job that runs `f` in a savepoint of the batch's transaction and answers once the
+/// batch is committed.
+fn write_job<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+) -> WriteJob {
+    Box::new(move |connection| {
+        let result = connection.map(|c| in_savepoint(c, f));
+        Box::new(move |commit| {
+            let _ = answer.send(match (commit, result) {
+                (Err(error), _) => Err(error),
+                (Ok(()), Some(result)) => result,
+                (Ok(()), None) => Err(StoreError::closed()),
+            });
+        })
+    })
+}
+
+/// The writer: waits for a write, takes every other one waiting with it, and commits them
+/// together.
+fn write_loop(connection: &Connection, queue: &Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| engine_error(&e));
+        let open = begun.is_ok().then_some(connection);
+        let finishers: Vec<Finish> = batch.into_iter().map(|job| job(open)).collect();
+        let committed = begun.and_then(|()| {
+            connection.execute_batch("COMMIT").map_err(|e| {
+                let _ = connection.execute_batch("ROLLBACK");
+                engine_error(&e)
+            })
+        });
+        for finish in finishers {
+            finish(committed.clone());
+        }
+    }
+}
+
+/// Runs one write in a savepoint, so that its failure undoes it alone.
+fn in_savepoint<T>(
+    connection: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    connection
+        .execute_batch("SAVEPOINT job")
+        .map_err(|e| engine_error(&e))?;
+    match guarded(|| f(connection)) {
+        Ok(value) => {
+            connection
+                .execute_batch("RELEASE job")
+                .map_err(|e| engine_error(&e))?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(error)
+        }
+    }
+}
+
+/// Runs `f`, turning an error or a panic into a [`StoreError`]: a panic must not kill a store
+/// thread (every later call would fail).
+fn guarded<T>(f: impl FnOnce() -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(|e| engine_error(&e)),
+        Err(_) => Err(StoreError::new("a store operation panicked")),
+    }
+}
+
+/// SQLite's reason, without the statement or any value.
+fn engine_error(error: &rusqlite::Error) -> StoreError {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, _) => {
+            StoreError::new(format!("SQLite failed: {failure}"))
+        }
+        other => StoreError::new(format!("SQLite failed: {}", kind_of(other))),
+    }
+}
+
+fn kind_of(error: &rusqlite::Error) -> &'static str {
+    match error {
+        rusqlite::Error::QueryReturnedNoRows => "no row",
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
+            "a stored value has an unexpected type"
+        }
+        _ => "an unexpected error",
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| StoreError::new(format!("cannot start a store thread: {e}")))
+}
+
+/// Creates the file with mode 0600 if it does not exist: it holds appointment data.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        warn_if_readable_by_others(path);
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another process: fine.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::new(format!("cannot create the file: {e}"))),
+    }
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                "the store file can be read by other users; it holds appointment data (chmod 600)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| engine_error(&e))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| engine_error(&e))?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| engine_error(&e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::new(format!(
+            "SQLite cannot use write-ahead logging on this file (journal mode {mode})"
+        )));
+    }
+    // FULL: a commit is synced to disk before it is answered (NORMAL would survive a crash of the
+    // process but not of the machine).
+    connection
+        .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(|e| engine_error(&e))?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+fn stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAppointment> {
+    Ok(StoredAppointment {
+        id: row.get(0)?,
+        resource: row.get(1)?,
+        updated: from_millis(row.get(2)?),
+    })
+}
+
+fn find(c: &Connection, tenant: &str, keys: &[String]) -> rusqlite::Result<Vec<StoredAppointment>> {
+    let mut statement = c.prepare_cached(
+        "SELECT a.id, a.resource, a.updated_ms FROM appointment_identifier i \
+         JOIN appointment a ON a.tenant = i.tenant AND a.id = i.appointment_id \
+         WHERE i.tenant = ?1 AND i.identifier = ?2",
+    )?;
+    let mut found: Vec<StoredAppointment> = Vec::new();
+    for key in keys {
+        for record in statement.query_map(params![tenant, key], stored)? {
+            let record = record?;
+            if !found.iter().any(|f| f.id == record.id) {
+                found.push(record);
+            }
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(found)
+}
+
+fn upsert(c: &Connection, tenant: &str, record: &AppointmentRecord) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO appointment (tenant, id, resource, status, start_ms, end_ms, patient, \
+         updated_ms, keep_until_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (tenant, id) DO UPDATE SET resource = excluded.resource, \
+         status = excluded.status, start_ms = excluded.start_ms, end_ms = excluded.end_ms, \
+         patient = excluded.patient, updated_ms = excluded.updated_ms, \
+         keep_until_ms = excluded.keep_until_ms",
+    )?
+    .execute(params![
+        tenant,
+        record.id,
+        record.resource,
+        record.status,
+        record.start.map(millis),
+        record.end.map(millis),
+        record.patient,
+        millis(record.updated),
+        millis(record.keep_until()),
+    ])?;
+    c.prepare_cached(
+        "DELETE FROM appointment_identifier WHERE tenant = ?1 AND appointment_id = ?2",
+    )?
+    .execute(params![tenant, record.id])?;
+    let mut identifier = c.prepare_cached(
+        "INSERT OR IGNORE INTO appointment_identifier (tenant, identifier, appointment_id) \
+         VALUES (?1, ?2, ?3)",
+    )?;
+    for key in &record.identifiers {
+        identifier.execute(params![tenant, key, record.id])?;
+    }
+    c.prepare_cached("DELETE FROM appointment_actor WHERE tenant = ?1 AND appointment_id = ?2")?
+        .execute(params![tenant, record.id])?;
+    let mut actor = c.prepare_cached(
+        "INSERT OR IGNORE INTO appointment_actor (tenant, actor, appointment_id) \
+         VALUES (?1, ?2, ?3)",
+    )?;
+    for reference in &record.actors {
+        actor.execute(params![tenant, reference, record.id])?;
+    }
+    Ok(())
+}
+
+fn release(c: &Connection, tenant: &str, owner: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM identifier_claim WHERE tenant = ?1 AND owner = ?2")?
+        .execute(params![tenant, owner])
+        .map(|_| ())
+}
