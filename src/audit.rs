@@ -32,11 +32,6 @@ pub const TARGET: &str = "audit";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientId(pub String);
 
-/// The FHIR base path the routes are served under, as app data for [`observe`] (it names
-/// interactions with [`Interaction::from_route`]).
-#[derive(Debug, Clone)]
-pub struct FhirBase(pub String);
-
 /// The ids one interaction touched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditIds {
@@ -147,16 +142,9 @@ pub async fn observe(
     let started = Instant::now();
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
     let _in_flight = metrics.as_ref().map(|m| m.in_flight());
-    let base = request
-        .app_data::<web::Data<FhirBase>>()
-        .map(|b| b.0.clone())
-        .unwrap_or_default();
     let request_id = crate::telemetry::request_id(&request);
-    let pattern = request.match_pattern();
-    let interaction = pattern
-        .as_deref()
-        .and_then(|pattern| Interaction::from_route(request.method(), pattern, &base));
-    let event = pattern.as_deref().and_then(security_event);
+    let interaction = crate::http::routes::classified(request.request()).interaction;
+    let event = request.match_pattern().as_deref().and_then(security_event);
     // No clone of the request is kept across the call: routing needs it unshared.
     let result = next.call(request).await;
     let status = match &result {

@@ -48,6 +48,18 @@ pub enum ProxyError {
     /// The endpoint exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A resource type this proxy does not serve (`{base}/Patient`).
+    #[error("resource type not supported")]
+    UnsupportedType {
+        /// Its name as it may be shown (see [`crate::fhir::search::printable`]).
+        name: String,
+    },
+    /// An operation on Appointment this proxy does not serve (`Appointment/$hold`).
+    #[error("operation not supported")]
+    UnknownOperation {
+        /// Its name as it may be shown.
+        name: String,
+    },
     /// The body could not be read from the client.
     #[error("the request body could not be read")]
     BodyRead,
@@ -194,6 +206,28 @@ impl ProxyError {
                 )],
                 None,
             ),
+            ProxyError::UnsupportedType { name } => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::general(
+                    IssueCode::NotSupported,
+                    format!(
+                        "the resource type {name} is not supported here: this proxy serves \
+                         Appointment (and Slot searches)"
+                    ),
+                )],
+                None,
+            ),
+            ProxyError::UnknownOperation { name } => (
+                StatusCode::BAD_REQUEST,
+                vec![Issue::general(
+                    IssueCode::NotSupported,
+                    format!(
+                        "the operation {name} is not supported on Appointment: this proxy serves \
+                         $validate and $find"
+                    ),
+                )],
+                None,
+            ),
             ProxyError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 vec![Issue::general(
@@ -254,6 +288,16 @@ impl ProxyError {
                          record the change (a JSON Patch would apply to the version before it); \
                          sending the whole resource again with PUT is safe"
                     ),
+                )],
+                None,
+            ),
+            // The id is the client's to fix; nothing was changed, and resending cannot help.
+            ProxyError::Salesforce(Sf::NoSuchRecord) => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::general(
+                    IssueCode::NotFound,
+                    "Salesforce holds no appointment with this id (it answered NOT_FOUND); \
+                     nothing was changed",
                 )],
                 None,
             ),

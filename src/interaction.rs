@@ -2,8 +2,6 @@
 //! touches and which SMART permission (`c`, `r`, `u`, `d`, `s`) it needs. Authorization, the audit
 //! trail and the metrics all speak of requests in these terms, so they agree on the names.
 
-use actix_web::http::Method;
-
 /// One kind of FHIR interaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Interaction {
@@ -98,27 +96,6 @@ impl Interaction {
         }
     }
 
-    /// The interaction a request is, from its method and the route pattern it matched (as
-    /// `HttpRequest::match_pattern` gives it, e.g. `/fhir/{tenant}/Appointment/{id}`). `None` for
-    /// paths that are not FHIR interactions (`/status`, `/metrics`, unknown paths).
-    pub fn from_route(method: &Method, pattern: &str, base_path: &str) -> Option<Interaction> {
-        let rest = pattern.strip_prefix(base_path)?;
-        // A named tenant's routes carry the tenant segment first.
-        let rest = rest.strip_prefix("/{tenant}").unwrap_or(rest);
-        let interaction = match (rest, method.as_str()) {
-            ("/metadata", "GET") => Interaction::Capabilities,
-            ("/Appointment", "POST") => Interaction::Create,
-            ("/Appointment/{id}", "PUT") => Interaction::Update,
-            ("/Appointment/{id}", "PATCH") => Interaction::Patch,
-            ("/Appointment/$validate", "POST") => Interaction::Validate,
-            ("/Appointment/$find", "GET" | "POST") => Interaction::Find,
-            ("/Slot", "GET") => Interaction::SlotSearch,
-            ("" | "/", "POST") => Interaction::Bundle,
-            _ => return None,
-        };
-        Some(interaction)
-    }
-
     /// The interaction one Bundle entry asks for, from its `request.method` and `request.url`
     /// (relative, e.g. `Appointment/123`). `None` for entries the proxy does not serve.
     pub fn from_entry(method: &str, url: &str) -> Option<Interaction> {
@@ -141,52 +118,6 @@ impl Interaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_of_both_tenant_kinds_are_named() {
-        let cases = [
-            ("POST", "/fhir/Appointment", Some(Interaction::Create)),
-            (
-                "POST",
-                "/fhir/{tenant}/Appointment",
-                Some(Interaction::Create),
-            ),
-            ("PUT", "/fhir/Appointment/{id}", Some(Interaction::Update)),
-            (
-                "PATCH",
-                "/fhir/{tenant}/Appointment/{id}",
-                Some(Interaction::Patch),
-            ),
-            (
-                "POST",
-                "/fhir/Appointment/$validate",
-                Some(Interaction::Validate),
-            ),
-            ("GET", "/fhir/Appointment/$find", Some(Interaction::Find)),
-            ("GET", "/fhir/Slot", Some(Interaction::SlotSearch)),
-            ("GET", "/fhir/metadata", Some(Interaction::Capabilities)),
-            ("POST", "/fhir", Some(Interaction::Bundle)),
-            ("POST", "/fhir/{tenant}/", Some(Interaction::Bundle)),
-            ("GET", "/fhir/Appointment", None),
-            ("GET", "/status", None),
-        ];
-        for (method, pattern, expected) in cases {
-            let method = Method::from_bytes(method.as_bytes()).unwrap();
-            assert_eq!(
-                Interaction::from_route(&method, pattern, "/fhir"),
-                expected,
-                "{method} {pattern}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_empty_base_path_works() {
-        assert_eq!(
-            Interaction::from_route(&Method::POST, "/Appointment", ""),
-            Some(Interaction::Create)
-        );
-    }
 
     #[test]
     fn bundle_entries_are_named_by_method_and_url() {

@@ -11,7 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::audit::{self, FhirBase};
+use crate::audit;
 use crate::auth::Auth;
 use crate::config::{SalesforceSettings, ServerSettings};
 use crate::http::health::Readiness;
@@ -143,10 +143,9 @@ impl Application {
         // clients must not hold connections for the whole request timeout.
         let head_timeout = server.request_timeout.min(HEAD_TIMEOUT);
         let metrics = web::Data::new(metrics);
-        let fhir_base = web::Data::new(FhirBase(server.base_path.clone()));
+        let route_table = web::Data::new(http::routes::RouteTable::new(&server.base_path));
         let readiness = web::Data::new(Readiness::new(server.readiness_cache, store));
         let auth_data = web::Data::from(auth.clone());
-        let auth_base = web::Data::new(http::auth::AuthBase(server.base_path.clone()));
         let base_path = server.base_path.clone();
         let server = HttpServer::new(move || {
             let base_path = base_path.clone();
@@ -158,14 +157,15 @@ impl Application {
                 .wrap(from_fn(http::request_id_header))
                 // Inside the request span (its lines carry the request id), outside every handler.
                 .wrap(from_fn(audit::observe))
+                // What the request is, from the route table, once: everything inside reads it.
+                .wrap(from_fn(http::routes::classify))
                 .wrap(TracingLogger::<RedactingRootSpan>::new())
                 .app_data(registry.clone())
                 .app_data(auth_data.clone())
-                .app_data(auth_base.clone())
                 .app_data(reloader_data.clone())
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
-                .app_data(fhir_base.clone())
+                .app_data(route_table.clone())
                 .app_data(readiness.clone())
                 .configure(|cfg| http::configure(cfg, &base_path))
                 .default_service(web::to(http::not_found))

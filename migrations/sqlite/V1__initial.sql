@@ -16,7 +16,6 @@ CREATE TABLE appointment (
 );
 CREATE INDEX appointment_by_patient ON appointment (tenant, patient, start_ms);
 CREATE INDEX appointment_by_start ON appointment (tenant, start_ms);
-CREATE INDEX appointment_by_status ON appointment (tenant, status, start_ms);
 CREATE INDEX appointment_by_keep_until ON appointment (keep_until_ms);
 
 -- Business identifiers (`system|value`) of each appointment: what stops a retry from booking twice.
@@ -39,8 +38,9 @@ CREATE TABLE appointment_actor (
 ) WITHOUT ROWID;
 CREATE INDEX appointment_actor_by_appointment ON appointment_actor (tenant, appointment_id);
 
--- "This identifier is being booked right now": taken before Salesforce is called, removed when the
--- booking is recorded or has failed; one left behind by a dead process expires.
+-- "This identifier is being booked right now": taken before Salesforce is called, removed (by
+-- identifier and owner) when the booking is recorded or has failed; one left behind by a dead
+-- process expires. Few rows at any time, so no index but the key.
 CREATE TABLE identifier_claim (
     tenant     TEXT    NOT NULL,
     identifier TEXT    NOT NULL,
@@ -48,8 +48,6 @@ CREATE TABLE identifier_claim (
     expires_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, identifier)
 ) WITHOUT ROWID;
-CREATE INDEX identifier_claim_by_owner ON identifier_claim (tenant, owner);
-CREATE INDEX identifier_claim_by_expiry ON identifier_claim (expires_ms);
 
 -- SMART access tokens the proxy issued, by the SHA-256 of the token (never the token itself).
 CREATE TABLE issued_token (

@@ -413,19 +413,10 @@ fn read_jwks(path: &Path, key_use: KeyUse) -> Result<KeySet, String> {
 /// trailing `/`.
 fn check_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim_end_matches('/')).map_err(|_| "is not a URL".to_owned())?;
-    let loopback = matches!(
-        url.host(),
-        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-    ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || url.host_str() == Some("localhost");
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(
-                "must be an https URL (http only for a loopback host such as 127.0.0.1)".to_owned(),
-            );
-        }
+    if !crate::config::is_private_channel(&url) {
+        return Err(
+            "must be an https URL (http only for a loopback host such as 127.0.0.1)".to_owned(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err("must not carry a query, fragment or credentials".to_owned());

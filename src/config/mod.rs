@@ -654,13 +654,14 @@ fn salesforce_settings(
     secret_from_env: Option<String>,
     fail: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<SalesforceSettings, ConfigError> {
+    // The secret or the signed assertion travels to it: never in clear across a network.
     let token_url = Url::parse(&sf.token_url)
         .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .filter(is_private_channel)
         .ok_or_else(|| {
             fail(
                 "salesforce.token_url",
-                "must be an http(s) URL, e.g. https://mydomain.my.salesforce.com/services/oauth2/token"
+                "must be an https URL, e.g. https://mydomain.my.salesforce.com/services/oauth2/token                  (http only for a loopback host such as a local sandbox: the client secret or                  assertion must not cross a network in clear)"
                     .to_owned(),
             )
         })?;
@@ -841,6 +842,21 @@ fn check_audience(audience: &str) -> Option<String> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .map(|_| trimmed.to_owned())
+}
+
+/// Whether a URL may carry a secret (a client secret, an assertion, a token): https, or http to
+/// a loopback host (a local sandbox or test server), where nothing crosses a network.
+pub fn is_private_channel(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// `/fhir/` → `/fhir`, `/` → `` (FHIR at the root); None when it does not start with `/`.

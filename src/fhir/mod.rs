@@ -1,5 +1,5 @@
 //! The FHIR side: R4 formats and content negotiation, guarded parsing, the R4 rules fhirbolt does
-//! not check, and OperationOutcome building. Knows nothing of Salesforce.
+//! not check, search syntax, and OperationOutcome building. Knows nothing of Salesforce.
 
 pub mod bundle;
 pub mod capability;
@@ -8,6 +8,7 @@ pub mod outcome;
 pub mod parameters;
 pub mod parse;
 pub mod rules;
+pub mod search;
 
 /// The R4 AppointmentStatus codes (required binding). `noshow` has no hyphen.
 pub const APPOINTMENT_STATUSES: [&str; 10] = [

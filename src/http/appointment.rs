@@ -17,6 +17,7 @@ use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::parse_appointment;
+use crate::fhir::search::IdentifierCriteria;
 use crate::mapping::booked_appointment;
 use crate::salesforce::wire::{CancelAppointmentRequest, UpdateAppointmentRequest};
 use crate::store::{AppointmentRecord, Claim, ClaimOutcome, StoreError, StoredAppointment};
@@ -62,12 +63,15 @@ pub async fn create(request: HttpRequest, payload: web::Payload, state: Tenant) 
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
         let body = read_body(&request, payload, state.body_limit).await?;
-        let appointment = parse_appointment(&body, body_format).map_err(ProxyError::Unparseable)?;
         let if_none_exist = request
             .headers()
             .get("If-None-Exist")
-            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
-        create_interaction(&state, appointment, if_none_exist.as_deref()).await
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        // Refused before the body is even parsed: a condition that cannot be evaluated must
+        // never become an unconditional booking.
+        let criteria = conditional(if_none_exist, request.query_string())?;
+        let appointment = parse_appointment(&body, body_format).map_err(ProxyError::Unparseable)?;
+        create_interaction(&state, appointment, criteria).await
     }
     .await;
     answer(&request, &state, result, rendering)
@@ -224,22 +228,31 @@ fn http_date(date: chrono::DateTime<Utc>) -> String {
 pub async fn create_interaction(
     state: &AppState,
     appointment: Appointment,
-    if_none_exist: Option<&str>,
+    criteria: Option<IdentifierCriteria>,
 ) -> Result<Done, ProxyError> {
-    let keys = match if_none_exist {
-        Some(criteria) => vec![identifier_criterion(criteria)?],
-        None => identifier_keys(&appointment),
-    };
+    // Without a condition, the resource's own identifiers: any one booked before matches.
+    let criteria = criteria.or_else(|| {
+        let own = identifier_keys(&appointment);
+        (!own.is_empty()).then(|| IdentifierCriteria { all_of: vec![own] })
+    });
     let request = check_and_map_resolving(&appointment, &state.mapping, &state.salesforce).await?;
-    if let Some(done) = one_booking(state.store.find_by_identifiers(&keys).await?)? {
+    if let Some(done) = one_booking(matching(state, criteria.as_ref()).await?)? {
         tracing::info!("an appointment with this identifier was booked before; nothing sent");
         return Ok(done);
     }
+    let keys = criteria
+        .as_ref()
+        .map(IdentifierCriteria::keys)
+        .unwrap_or_default();
     let claim = match state.store.claim(&keys).await? {
         ClaimOutcome::Claimed(claim) => claim,
         // Booked (and recorded) by another request since the look above.
-        ClaimOutcome::Booked(found) => {
-            return one_booking(found)?.ok_or(ProxyError::Store(StoreError::corrupt()));
+        ClaimOutcome::Booked(_) => {
+            return one_booking(matching(state, criteria.as_ref()).await?)?.ok_or(
+                ProxyError::InProgress {
+                    expires_in: std::time::Duration::ZERO,
+                },
+            );
         }
         ClaimOutcome::Busy { expires_in } => return Err(ProxyError::InProgress { expires_in }),
     };
@@ -372,23 +385,63 @@ pub async fn patch_interaction(
     update_interaction(state, id, appointment).await
 }
 
-/// `identifier=system|value` from an `If-None-Exist` header (the only criterion supported).
-fn identifier_criterion(criteria: &str) -> Result<String, ProxyError> {
-    let unsupported = || {
-        ProxyError::Unparseable(Issue::general(
-            IssueCode::NotSupported,
-            "If-None-Exist supports exactly one criterion: identifier=system|value",
-        ))
+/// The criteria of a conditional create: `If-None-Exist`, or the same criteria as the query of
+/// `POST [base]/Appointment` (as some client libraries send them), never both. `_format` and
+/// `_pretty` on the URL are no criteria.
+///
+/// # Errors
+/// 400 when the criteria cannot be evaluated (naming the parameter), or come twice.
+pub(crate) fn conditional(
+    if_none_exist: Option<&str>,
+    query: &str,
+) -> Result<Option<IdentifierCriteria>, ProxyError> {
+    const NOT_CRITERIA: [&str; 2] = ["_format", "_pretty"];
+    let in_query = url::form_urlencoded::parse(query.as_bytes())
+        .any(|(name, _)| !NOT_CRITERIA.contains(&name.as_ref()));
+    let refused =
+        |text: String| ProxyError::Unparseable(Issue::general(IssueCode::NotSupported, text));
+    match (if_none_exist, in_query) {
+        (Some(_), true) => Err(refused(
+            "a conditional create names its criteria once: in If-None-Exist or in the URL's \
+             query, not both"
+                .to_owned(),
+        )),
+        (Some(header), false) => IdentifierCriteria::parse(header, &[])
+            .map(Some)
+            .map_err(|reason| refused(format!("If-None-Exist: {reason}"))),
+        (None, true) => IdentifierCriteria::parse(query, &NOT_CRITERIA)
+            .map(Some)
+            .map_err(|reason| {
+                refused(format!(
+                    "POST Appointment with a query is a conditional create, like If-None-Exist: \
+                     {reason}"
+                ))
+            }),
+        (None, false) => Ok(None),
+    }
+}
+
+/// The appointments recorded that meet the criteria: for each `identifier` parameter, those with
+/// any of its identifiers; with several parameters, those every one of them found.
+async fn matching(
+    state: &AppState,
+    criteria: Option<&IdentifierCriteria>,
+) -> Result<Vec<StoredAppointment>, ProxyError> {
+    let Some(criteria) = criteria else {
+        return Ok(Vec::new());
     };
-    let mut pairs = url::form_urlencoded::parse(criteria.trim_start_matches('?').as_bytes());
-    let (name, value) = pairs.next().ok_or_else(unsupported)?;
-    if name != "identifier" || pairs.next().is_some() {
-        return Err(unsupported());
+    let mut found: Option<Vec<StoredAppointment>> = None;
+    for any_of in &criteria.all_of {
+        let these = state.store.find_by_identifiers(any_of).await?;
+        found = Some(match found {
+            None => these,
+            Some(before) => before
+                .into_iter()
+                .filter(|a| these.iter().any(|t| t.id == a.id))
+                .collect(),
+        });
     }
-    match value.split_once('|') {
-        Some((system, v)) if !system.is_empty() && !v.is_empty() => Ok(value.into_owned()),
-        _ => Err(unsupported()),
-    }
+    Ok(found.unwrap_or_default())
 }
 
 /// The resource's business identifiers as `system|value`.

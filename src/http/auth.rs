@@ -15,12 +15,12 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::response;
-use super::tenant::{TENANT_SEGMENT, Tenants};
+use super::routes::{Classified, RouteTable, TENANT_SCOPE, classified};
+use super::tenant::Tenants;
 use crate::audit::ClientId;
 use crate::auth::smart::{self, OAuthError, TokenRequest};
 use crate::auth::{Access, Auth, AuthFailure, Credentials, Denial, TOKEN_PATH};
 use crate::error::ProxyError;
-use crate::interaction::Interaction;
 
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "fhir-salesforce-proxy";
@@ -28,9 +28,6 @@ pub const REALM: &str = "fhir-salesforce-proxy";
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// The SMART configuration path below a FHIR base.
 pub const SMART_CONFIGURATION: &str = "/.well-known/smart-configuration";
-
-/// Paths outside the FHIR base that carry no patient data and stay open.
-const OPEN_PATHS: [&str; 5] = ["/status", "/healthz", "/readyz", "/metrics", TOKEN_PATH];
 
 /// Registers the token endpoint and the SMART configuration documents. Call before the FHIR
 /// scope: once the base path matches, that scope answers alone.
@@ -41,7 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
             web::get().to(smart_configuration),
         )
         .route(
-            &format!("{base_path}/{{{TENANT_SEGMENT}}}{SMART_CONFIGURATION}"),
+            &format!("{base_path}{TENANT_SCOPE}{SMART_CONFIGURATION}"),
             web::get().to(smart_configuration),
         );
 }
@@ -56,12 +53,8 @@ pub async fn authorize(
         // Fail closed: a server built without auth state serves nobody.
         return Ok(refuse(request, &ProxyError::AuthUnavailable));
     };
-    let base_path = request
-        .app_data::<web::Data<AuthBase>>()
-        .map(|b| b.0.clone())
-        .unwrap_or_default();
-    let pattern = request.match_pattern();
-    if is_open(request.path(), pattern.as_deref(), &base_path) {
+    let route = classified(request.request());
+    if route.open {
         return next.call(request).await.map(|r| r.map_into_left_body());
     }
     let access = match auth.authenticate(credentials(request.request())).await {
@@ -75,63 +68,49 @@ pub async fn authorize(
             return Ok(refuse(request, &error));
         }
     };
-    if let Err(denial) = authorize_path(&access, &request, pattern.as_deref(), &base_path) {
+    // Known from here on, refused or not: the audit line names the client.
+    if let Some(id) = access.client_id() {
+        request.extensions_mut().insert(ClientId(id.to_owned()));
+    }
+    if let Err(denial) = authorize_request(&access, &request, &route) {
         tracing::info!(
             client_id = access.client_id().unwrap_or("-"),
             "request outside the client's rights"
         );
         return Ok(refuse(request, &ProxyError::Forbidden(denial)));
     }
-    if let Some(id) = access.client_id() {
-        request.extensions_mut().insert(ClientId(id.to_owned()));
-    }
     request.extensions_mut().insert(access);
     next.call(request).await.map(|r| r.map_into_left_body())
 }
 
-/// The FHIR base path, as the middleware needs it (app data).
-#[derive(Debug, Clone)]
-pub struct AuthBase(pub String);
-
-fn is_open(path: &str, pattern: Option<&str>, base_path: &str) -> bool {
-    if OPEN_PATHS.contains(&path) {
-        return true;
-    }
-    let Some(rest) = pattern.and_then(|p| p.strip_prefix(base_path)) else {
-        return false;
-    };
-    let rest = rest
-        .strip_prefix(&format!("/{{{TENANT_SEGMENT}}}"))
-        .unwrap_or(rest);
-    rest == "/metadata" || rest == SMART_CONFIGURATION
-}
-
-fn authorize_path(
+fn authorize_request(
     access: &Access,
     request: &ServiceRequest,
-    pattern: Option<&str>,
-    base_path: &str,
+    route: &Classified,
 ) -> Result<(), Denial> {
     let path = request.path();
     if path == "/admin" || path.starts_with("/admin/") {
         return access.permits_admin();
     }
-    let Some(pattern) = pattern else {
-        return Ok(()); // no such endpoint: the 404 says so to an authenticated caller
-    };
-    if let Some(rest) = pattern.strip_prefix(base_path) {
-        // The tenant segment is read from the raw path; a percent-encoded variant of a name does
-        // not equal the name and is refused for bound clients (fails closed).
-        let tenant = rest
-            .starts_with(&format!("/{{{TENANT_SEGMENT}}}"))
-            .then(|| path.strip_prefix(base_path)?.split('/').nth(1))
-            .flatten();
-        access.permits_tenant(tenant)?;
+    // The tenant segment as the URL wrote it; a percent-encoded variant of a name does not equal
+    // the name and is refused for bound clients (fails closed).
+    let in_fhir = request
+        .match_pattern()
+        .is_some_and(|p| p.starts_with(base_of(request).as_str()));
+    if in_fhir {
+        access.permits_tenant(route.tenant.as_deref())?;
     }
-    match Interaction::from_route(request.method(), pattern, base_path) {
+    match route.interaction {
         Some(interaction) => access.permits(interaction),
-        None => Ok(()),
+        None => Ok(()), // no such endpoint: the 404 says so to an authenticated caller
     }
+}
+
+fn base_of(request: &ServiceRequest) -> String {
+    request
+        .app_data::<web::Data<RouteTable>>()
+        .map(|t| t.base_path().to_owned())
+        .unwrap_or_default()
 }
 
 /// The credentials a request carries: one `Authorization: Bearer` or one `X-API-Key`.

@@ -18,9 +18,10 @@ use fhirbolt::model::r4::resources::{
 
 use super::AppState;
 use super::appointment::{
-    Done, appointment_record, create_interaction, location, patch_interaction, read_body, remember,
-    update_interaction,
+    Done, appointment_record, conditional, create_interaction, location, patch_interaction,
+    read_body, remember, update_interaction,
 };
+use super::metadata::base_url;
 use super::response::{self, Rendering, ReturnPreference};
 use super::tenant::Tenant;
 use crate::audit::{self, AuditIds, EntryAudit};
@@ -29,6 +30,7 @@ use crate::error::ProxyError;
 use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
+use crate::fhir::search::IdentifierCriteria;
 use crate::salesforce::wire::CancelAppointmentRequest;
 use crate::translation::check_and_map_resolving;
 
@@ -39,7 +41,7 @@ pub const MAX_ENTRIES: usize = 100;
 enum Interaction {
     Create {
         appointment: Box<Appointment>,
-        if_none_exist: Option<String>,
+        criteria: Option<IdentifierCriteria>,
     },
     Update {
         id: String,
@@ -74,21 +76,32 @@ pub async fn process(request: HttpRequest, payload: web::Payload, state: Tenant)
         Ok(read) => read,
         Err(error) => return response::error(&error, rendering),
     };
-    let prefer = response::return_preference(&request);
+    let answering = Answering {
+        prefer: response::return_preference(&request),
+        // R4: a response entry's fullUrl is absolute.
+        base_url: base_url(&request, &state.base_path),
+    };
     let mut trail = Trail {
         kinds,
         entries: Vec::new(),
     };
     let answer = match kind {
-        BundleType::Batch => batch(&state, entries, prefer, rendering, &mut trail).await,
+        BundleType::Batch => batch(&state, entries, &answering, rendering, &mut trail).await,
         BundleType::Transaction => {
-            transaction(&state, entries, prefer, rendering, &mut trail).await
+            transaction(&state, entries, &answering, rendering, &mut trail).await
         }
     };
     for entry in trail.entries {
         audit::note_entry(&request, entry);
     }
     answer
+}
+
+/// How success entries are written: the `Prefer` return preference, and the absolute base URL
+/// their `fullUrl` starts with.
+struct Answering {
+    prefer: ReturnPreference,
+    base_url: String,
 }
 
 /// The audit trail's view of the entries: what each asked for and how it ended.
@@ -191,10 +204,22 @@ fn read_entry(index: usize, entry: RawEntry, access: &Access) -> Result<Interact
     };
     let segments: Vec<&str> = url.split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
-        ("POST", ["Appointment"]) => Ok(Interaction::Create {
-            appointment: appointment()?,
-            if_none_exist: request.if_none_exist.clone(),
-        }),
+        ("POST", ["Appointment"]) => {
+            // `ifNoneExist`, or the same criteria as the url's query, as for a single POST.
+            let query = request.url.split_once('?').map_or("", |(_, q)| q);
+            let criteria =
+                conditional(request.if_none_exist.as_deref(), query).map_err(|e| match e {
+                    ProxyError::Unparseable(issue) => ProxyError::Unparseable(Issue {
+                        expression: Some(at(".request")),
+                        ..issue
+                    }),
+                    other => other,
+                })?;
+            Ok(Interaction::Create {
+                appointment: appointment()?,
+                criteria,
+            })
+        }
         ("PUT", ["Appointment", id]) => Ok(Interaction::Update {
             id: (*id).to_owned(),
             appointment: appointment()?,
@@ -255,8 +280,8 @@ async fn run(state: &AppState, interaction: Interaction) -> Result<Done, ProxyEr
     match interaction {
         Interaction::Create {
             appointment,
-            if_none_exist,
-        } => create_interaction(state, *appointment, if_none_exist.as_deref()).await,
+            criteria,
+        } => create_interaction(state, *appointment, criteria).await,
         Interaction::Update { id, appointment } => {
             update_interaction(state, &id, *appointment).await
         }
@@ -272,12 +297,12 @@ fn status_line(status: StatusCode) -> String {
     )
 }
 
-fn success_entry(state: &AppState, done: Done, prefer: ReturnPreference) -> BundleEntry {
+fn success_entry(state: &AppState, done: Done, answering: &Answering) -> BundleEntry {
     let id = done.id().to_owned();
     let last_modified = done.last_updated().map(|l| l.to_owned());
     BundleEntry {
-        full_url: Some(location(state, &id).into()),
-        resource: match prefer {
+        full_url: Some(format!("{}/Appointment/{id}", answering.base_url).into()),
+        resource: match answering.prefer {
             ReturnPreference::Minimal | ReturnPreference::OperationOutcome => None,
             ReturnPreference::Representation => {
                 Some(Resource::Appointment(Box::new(done.appointment)))
@@ -309,7 +334,7 @@ fn failure_entry(index: usize, error: &ProxyError) -> BundleEntry {
 async fn batch(
     state: &AppState,
     entries: Vec<Result<Interaction, ProxyError>>,
-    prefer: ReturnPreference,
+    answering: &Answering,
     rendering: Rendering,
     trail: &mut Trail,
 ) -> HttpResponse {
@@ -327,7 +352,7 @@ async fn batch(
             Ok(done) => {
                 ids.add_appointment(done.id());
                 trail.note(index, ids, done.status);
-                success_entry(state, done, prefer)
+                success_entry(state, done, answering)
             }
             Err(error) => {
                 trail.note(index, ids, error.outcome().status);
@@ -346,7 +371,7 @@ async fn batch(
 async fn transaction(
     state: &AppState,
     entries: Vec<Result<Interaction, ProxyError>>,
-    prefer: ReturnPreference,
+    answering: &Answering,
     rendering: Rendering,
     trail: &mut Trail,
 ) -> HttpResponse {
@@ -376,11 +401,11 @@ async fn transaction(
         match entry {
             Ok(Interaction::Create {
                 appointment,
-                if_none_exist,
+                criteria,
             }) => match check_and_map_resolving(&appointment, &state.mapping, &state.salesforce)
                 .await
             {
-                Ok(_) => creates.push((appointment, if_none_exist)),
+                Ok(_) => creates.push((appointment, criteria)),
                 Err(error) => {
                     status = error.outcome().status;
                     issues.extend(in_entry_all(index, &error));
@@ -411,8 +436,8 @@ async fn transaction(
 
     // Phase 2: book in order; on a failure, cancel what this transaction booked.
     let mut done: Vec<Done> = Vec::with_capacity(creates.len());
-    for (index, (appointment, if_none_exist)) in creates.into_iter().enumerate() {
-        match create_interaction(state, *appointment, if_none_exist.as_deref()).await {
+    for (index, (appointment, criteria)) in creates.into_iter().enumerate() {
+        match create_interaction(state, *appointment, criteria).await {
             Ok(d) => done.push(d),
             Err(error) => {
                 let decided = error.outcome();
@@ -442,7 +467,7 @@ async fn transaction(
         r#type: "transaction-response".into(),
         entry: done
             .into_iter()
-            .map(|d| success_entry(state, d, prefer))
+            .map(|d| success_entry(state, d, answering))
             .collect(),
         ..Default::default()
     };

@@ -34,7 +34,6 @@ pub struct Limits {
     request_timeout: Duration,
     max_concurrent: usize,
     permits: Arc<Semaphore>,
-    base_path: String,
 }
 
 impl Limits {
@@ -45,7 +44,6 @@ impl Limits {
             request_timeout: server.request_timeout,
             max_concurrent: server.max_concurrent_requests,
             permits: Arc::new(Semaphore::new(server.max_concurrent_requests)),
-            base_path: server.base_path.clone(),
         }
     }
 
@@ -102,9 +100,7 @@ pub async fn limits(
     // (it cannot be cloned before routing: the router needs it unshared).
     let rendering =
         response::negotiate(request.request(), None).unwrap_or_else(|(_, rendering)| rendering);
-    let interaction = request
-        .match_pattern()
-        .and_then(|pattern| Interaction::from_route(request.method(), &pattern, &limits.base_path));
+    let interaction = super::routes::classified(request.request()).interaction;
     let request_id = crate::telemetry::request_id(&request);
     match tokio::time::timeout(limits.request_timeout, next.call(request)).await {
         Ok(result) => result.map(|r| r.map_into_boxed_body()),

@@ -11,6 +11,7 @@ pub mod health;
 pub mod limit;
 pub mod metadata;
 pub mod response;
+pub mod routes;
 pub mod slot;
 pub mod status;
 pub mod tenant;
@@ -46,91 +47,14 @@ pub struct AppState {
     pub store: TenantStore,
 }
 
-/// Registers the FHIR routes under `base_path` (the unnamed tenant) and under
-/// `{base_path}/{tenant}` (named tenants).
+/// Registers every route (see [`routes`]).
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
-    cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
-    // Before the FHIR scope, which would otherwise answer for `{base}/.well-known/…` alone.
-    auth::configure(cfg, base_path);
-    cfg.route(admin::RELOAD_PATH, web::post().to(admin::reload));
-    cfg.route("/healthz", web::get().to(health::healthz));
-    cfg.route("/readyz", web::get().to(health::readyz));
-    cfg.route("/metrics", web::get().to(health::metrics));
-    // Named tenants are a scope inside the base, after the unnamed tenant's routes: actix tries
-    // a scope's services in order, and a tenant segment must not take `Appointment` in
-    // `/fhir/Appointment/{id}`. (Two sibling scopes would not do: once `/fhir` matches, its
-    // scope answers alone.)
-    let named = fhir_routes(web::scope(&format!("/{{{}}}", tenant::TENANT_SEGMENT)));
-    cfg.service(fhir_routes(web::scope(base_path)).service(named));
-}
-
-/// The FHIR interactions of one tenant.
-fn fhir_routes<T>(scope: actix_web::Scope<T>) -> actix_web::Scope<T>
-where
-    T: actix_web::dev::ServiceFactory<
-            ServiceRequest,
-            Config = (),
-            Response = ServiceResponse,
-            Error = actix_web::Error,
-            InitError = (),
-        >,
-{
-    scope
-        .service(
-            web::resource("/metadata")
-                .route(web::get().to(metadata::capability_statement))
-                .default_service(not_allowed("GET")),
-        )
-        // Before `/Appointment/{id}`, which would otherwise take `$validate` and `$find` for ids.
-        .service(
-            web::resource("/Appointment/$validate")
-                .route(web::post().to(validate::validate))
-                .default_service(not_allowed("POST")),
-        )
-        .service(
-            web::resource("/Appointment/$find")
-                .route(web::get().to(find::find))
-                .route(web::post().to(find::find))
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource("/Appointment")
-                .route(web::post().to(appointment::create))
-                .default_service(not_allowed("POST")),
-        )
-        .service(
-            web::resource("/Appointment/{id}")
-                .route(web::put().to(appointment::update))
-                .route(web::patch().to(appointment::patch))
-                .default_service(not_allowed("PUT, PATCH")),
-        )
-        .service(
-            web::resource("/Slot")
-                .route(web::get().to(slot::search))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource(["", "/"])
-                .route(web::post().to(bundle::process))
-                .default_service(not_allowed("POST")),
-        )
+    routes::configure(cfg, base_path);
 }
 
 /// A FHIR 404 for every path the proxy does not serve (instead of actix's empty 404).
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
     respond_error(&request, &ProxyError::NotFound)
-}
-
-/// A FHIR 405 naming the methods the resource does support.
-fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::to(move |request: HttpRequest| async move {
-        let mut response = respond_error(&request, &ProxyError::MethodNotAllowed);
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            HeaderValue::from_static(allow),
-        );
-        response
-    })
 }
 
 fn respond_error(request: &HttpRequest, error: &ProxyError) -> HttpResponse {

@@ -27,8 +27,7 @@ use super::response;
 use crate::error::ProxyError;
 use crate::mapping::Mapping;
 
-/// The path segment that names the tenant in tenant routes.
-pub const TENANT_SEGMENT: &str = "tenant";
+pub use super::routes::TENANT_SEGMENT;
 
 /// Every tenant's state, by name, and the generation of the mappings they serve.
 pub struct Tenants {

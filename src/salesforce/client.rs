@@ -86,6 +86,9 @@ pub enum SalesforceError {
          (65.0 or later) and that Intelligent Appointment Management is enabled"
     )]
     NotFound,
+    /// 404 on one record's resource: Salesforce holds no appointment with that id.
+    #[error("Salesforce holds no appointment with this id")]
+    NoSuchRecord,
     /// A 5xx or another unexpected status.
     #[error("Salesforce failed with HTTP {status}")]
     Server {
@@ -215,7 +218,7 @@ impl SalesforceClient {
         let (status, body) = self
             .call(CallKind::Update, reqwest::Method::PUT, &path, request)
             .await?;
-        outcome(status, &body, self.retry_after())
+        on_record(outcome(status, &body, self.retry_after()))
     }
 
     /// Cancels an appointment (`PATCH …/appointment/{id}`).
@@ -231,7 +234,7 @@ impl SalesforceClient {
         let (status, body) = self
             .call(CallKind::Cancel, reqwest::Method::PATCH, &path, request)
             .await?;
-        outcome(status, &body, self.retry_after())
+        on_record(outcome(status, &body, self.retry_after()))
     }
 
     /// Finds free slots (`POST …/appointment-management/slots`).
@@ -271,6 +274,12 @@ impl SalesforceClient {
         field: &str,
         value: &str,
     ) -> Result<LookupAnswer, SalesforceError> {
+        // A value made only of dots would be a dot-segment (`.`, `..`) however it is encoded:
+        // URL parsers resolve `%2E` as `.`, and the call would go to another resource. No record
+        // can be found by it, so none is asked for.
+        if value.is_empty() || value.bytes().all(|b| b == b'.') {
+            return Ok(LookupAnswer::NotFound);
+        }
         // Object and field names were checked as API names when the mapping was loaded; encoding
         // them too costs nothing and keeps the path intact whatever a caller passes.
         let path = format!(
@@ -449,6 +458,17 @@ fn is_row_lock(body: &[u8]) -> bool {
 }
 
 /// What a non-2xx answer (other than 401, which the retry handles) means.
+/// A 404 on one record's resource (`…/appointment/{id}`) is that record missing (Salesforce's
+/// `NOT_FOUND`), not the API: only a 404 on the collection says the resource is not there.
+fn on_record(
+    result: Result<AppointmentOutcome, SalesforceError>,
+) -> Result<AppointmentOutcome, SalesforceError> {
+    result.map_err(|error| match error {
+        SalesforceError::NotFound => SalesforceError::NoSuchRecord,
+        other => other,
+    })
+}
+
 fn classify_failure(status: u16, body: &[u8], retry_after_secs: u64) -> SalesforceError {
     match status {
         _ if is_throttle(status, body) => SalesforceError::Throttled { retry_after_secs },

@@ -71,6 +71,13 @@ pub enum TokenError {
         /// The HTTP status it answered with.
         status: u16,
     },
+    /// The token answer names an `instance_url` that is not https (and not on this machine): the
+    /// token would cross the network in clear, so it is not used.
+    #[error(
+        "the Salesforce token answer names an instance_url that is not https, so the access \
+         token would cross the network in clear; it was not used: check salesforce.token_url"
+    )]
+    InsecureInstance,
 }
 
 /// Which setting a refused token request points at.
@@ -397,12 +404,14 @@ async fn fetch(
             serde_json::from_slice(&body).map_err(|_| TokenError::BadResponse {
                 status: status.as_u16(),
             })?;
-        let instance_url = Url::parse(&token.instance_url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or(TokenError::BadResponse {
+        let instance_url =
+            Url::parse(&token.instance_url).map_err(|_| TokenError::BadResponse {
                 status: status.as_u16(),
             })?;
+        // Every API call carries the token to this host: never in clear across a network.
+        if !crate::config::is_private_channel(&instance_url) {
+            return Err(TokenError::InsecureInstance);
+        }
         tracing::info!(
             flow = settings.auth.name(),
             "obtained a Salesforce access token"

@@ -130,6 +130,7 @@ pub enum ClaimOutcome {
 pub struct Claim {
     store: Option<TenantStore>,
     owner: String,
+    keys: Vec<String>,
 }
 
 impl fmt::Debug for Claim {
@@ -152,22 +153,36 @@ impl Claim {
     pub async fn release(self) -> Result<(), StoreError> {
         let store = self.store.clone();
         match (store, self.take()) {
-            (Some(store), Some(owner)) => store.release(owner).await,
+            (Some(store), Some(held)) => store.release(held).await,
             _ => Ok(()),
         }
     }
 
-    fn take(mut self) -> Option<String> {
-        self.store.take().map(|_| std::mem::take(&mut self.owner))
+    fn take(mut self) -> Option<Held> {
+        self.store.take().map(|_| Held {
+            owner: std::mem::take(&mut self.owner),
+            keys: std::mem::take(&mut self.keys),
+        })
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            store.release_detached(std::mem::take(&mut self.owner));
+            store.release_detached(Held {
+                owner: std::mem::take(&mut self.owner),
+                keys: std::mem::take(&mut self.keys),
+            });
         }
     }
+}
+
+/// The rows of a claim: its identifiers, and the owner they are held by (a release deletes only
+/// rows it still owns: an expired claim may have been taken over).
+#[derive(Debug, Clone)]
+struct Held {
+    owner: String,
+    keys: Vec<String>,
 }
 
 /// What a purge deleted.
@@ -523,7 +538,11 @@ impl TenantStore {
     pub async fn claim(&self, identifiers: &[String]) -> Result<ClaimOutcome, StoreError> {
         let owner = hex::encode(rand::random::<[u8; 16]>());
         if identifiers.is_empty() {
-            return Ok(ClaimOutcome::Claimed(Claim { store: None, owner }));
+            return Ok(ClaimOutcome::Claimed(Claim {
+                store: None,
+                owner,
+                keys: Vec::new(),
+            }));
         }
         let keys = distinct(identifiers);
         let now = Utc::now();
@@ -541,6 +560,7 @@ impl TenantStore {
             ClaimResult::Claimed => ClaimOutcome::Claimed(Claim {
                 store: Some(self.clone()),
                 owner,
+                keys,
             }),
             ClaimResult::Booked(found) => ClaimOutcome::Booked(found),
             ClaimResult::Busy(until) => ClaimOutcome::Busy {
@@ -559,17 +579,18 @@ impl TenantStore {
         record: &AppointmentRecord,
         claim: Option<Claim>,
     ) -> Result<(), RecordFailure> {
-        let owner = claim.and_then(Claim::take);
+        let held = claim.and_then(Claim::take);
         let result = on_engine!(&self.store, Operation::Record, |e| e.record(
             &self.tenant,
             record,
-            owner.as_deref()
+            held.as_ref()
         ));
         result.map_err(|error| RecordFailure {
             error,
-            claim: owner.map(|owner| Claim {
+            claim: held.map(|held| Claim {
                 store: Some(self.clone()),
-                owner,
+                owner: held.owner,
+                keys: held.keys,
             }),
         })
     }
@@ -591,15 +612,15 @@ impl TenantStore {
         ))
     }
 
-    async fn release(&self, owner: String) -> Result<(), StoreError> {
+    async fn release(&self, held: Held) -> Result<(), StoreError> {
         on_engine!(&self.store, Operation::Release, |e| e
-            .release(&self.tenant, &owner))
+            .release(&self.tenant, &held))
     }
 
-    fn release_detached(&self, owner: String) {
+    fn release_detached(&self, held: Held) {
         match &self.store.inner.engine {
-            Engine::Sqlite(e) => e.release_detached(&self.tenant, owner),
-            Engine::Postgres(e) => e.release_detached(&self.tenant, owner),
+            Engine::Sqlite(e) => e.release_detached(&self.tenant, held),
+            Engine::Postgres(e) => e.release_detached(&self.tenant, held),
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio_postgres::config::SslMode;
 use url::Url;
 
 use super::{
-    AppointmentRecord, ClaimResult, ImportReport, PurgeReport, StoreError, StoredAppointment,
+    AppointmentRecord, ClaimResult, Held, ImportReport, PurgeReport, StoreError, StoredAppointment,
     TokenRecord, from_millis, millis,
 };
 use crate::config::PostgresSettings;
@@ -201,29 +201,29 @@ impl Postgres {
         &self,
         tenant: &str,
         record: &AppointmentRecord,
-        claim_owner: Option<&str>,
+        claim: Option<&Held>,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let run = async {
             let tx = client.transaction().await?;
             upsert(&tx, tenant, record).await?;
-            if let Some(owner) = claim_owner {
-                release(&tx, tenant, owner).await?;
+            if let Some(claim) = claim {
+                release(&tx, tenant, claim).await?;
             }
             tx.commit().await
         };
         run.await.map_err(|e| pg_error(&e))
     }
 
-    pub(super) async fn release(&self, tenant: &str, owner: &str) -> Result<(), StoreError> {
+    pub(super) async fn release(&self, tenant: &str, claim: &Held) -> Result<(), StoreError> {
         let client = self.client().await?;
-        release(&client, tenant, owner)
+        release(&client, tenant, claim)
             .await
             .map_err(|e| pg_error(&e))
     }
 
     /// Releases a claim in the background (from a `Drop`); a claim it cannot release expires.
-    pub(super) fn release_detached(&self, tenant: &str, owner: String) {
+    pub(super) fn release_detached(&self, tenant: &str, claim: Held) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -231,7 +231,7 @@ impl Postgres {
         let tenant = tenant.to_owned();
         runtime.spawn(async move {
             if let Ok(client) = pool.get().await
-                && let Err(error) = release(&client, &tenant, &owner).await
+                && let Err(error) = release(&client, &tenant, &claim).await
             {
                 tracing::warn!(error = %pg_error(&error), "a claim could not be released; it expires");
             }
@@ -534,10 +534,14 @@ async fn upsert(
 async fn release(
     c: &impl GenericClient,
     tenant: &str,
-    owner: &str,
+    claim: &Held,
 ) -> Result<(), tokio_postgres::Error> {
     let statement = c
-        .prepare_cached("DELETE FROM identifier_claim WHERE tenant = $1 AND owner = $2")
+        .prepare_cached(
+            "DELETE FROM identifier_claim WHERE tenant = $1 AND identifier = ANY($2) AND              owner = $3",
+        )
         .await?;
-    c.execute(&statement, &[&tenant, &owner]).await.map(|_| ())
+    c.execute(&statement, &[&tenant, &claim.keys, &claim.owner])
+        .await
+        .map(|_| ())
 }

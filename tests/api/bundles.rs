@@ -85,6 +85,11 @@ async fn a_batch_books_each_entry_on_its_own_in_request_order() {
         entries[0]["response"]["location"],
         format!("/fhir/Appointment/{}", bookings[0].id)
     );
+    // R4: a response entry's fullUrl is absolute.
+    assert_eq!(
+        entries[0]["fullUrl"],
+        format!("{}/fhir/Appointment/{}", app.address, bookings[0].id)
+    );
     assert_eq!(entries[5]["resource"]["id"], json!(bookings[1].id));
 }
 
@@ -139,6 +144,11 @@ async fn a_transaction_books_all_or_cancels_what_it_booked() {
         .collect();
     assert_eq!(statuses, vec!["201 Created", "201 Created"]);
     assert_eq!(sandbox.bookings().len(), 5);
+    for entry in body["entry"].as_array().unwrap() {
+        let full_url = entry["fullUrl"].as_str().unwrap();
+        let id = entry["resource"]["id"].as_str().unwrap();
+        assert_eq!(full_url, format!("{}/fhir/Appointment/{id}", app.address));
+    }
 }
 
 #[tokio::test]

@@ -103,6 +103,91 @@ async fn if_none_exist_matches_none_one_or_several() {
 }
 
 #[tokio::test]
+async fn if_none_exist_with_an_or_list_matches_any_of_its_identifiers() {
+    let (app, sandbox) = spawn_with_sandbox(example_mapping());
+    let system = "http://hospital.example.org/fhir/appointment-id";
+    let booked = json_body(post_with(&app, &numbered_appointment(1), &[]).await).await;
+    // `S|X,S|A-1` (R4: a comma means OR): the second matches the booking.
+    let either = format!("identifier={system}|X-9,{system}|A-1");
+    let again = post_with(
+        &app,
+        &numbered_appointment(2),
+        &[("If-None-Exist", &either)],
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(json_body(again).await["id"], booked["id"]);
+    assert_eq!(sandbox.bookings().len(), 1);
+
+    // Two earlier bookings in the list: 412, nothing booked.
+    assert_eq!(
+        post_with(&app, &numbered_appointment(3), &[])
+            .await
+            .status(),
+        201
+    );
+    let both = format!("identifier={system}|A-1,{system}|A-3");
+    let several = post_with(&app, &numbered_appointment(4), &[("If-None-Exist", &both)]).await;
+    assert_eq!(several.status(), 412);
+    assert_outcome(&json_body(several).await, "multiple-matches", None);
+    assert_eq!(sandbox.bookings().len(), 2);
+
+    // None of them: booked.
+    let none = format!("identifier={system}|N-1,{system}|N-2");
+    let fresh = post_with(&app, &numbered_appointment(5), &[("If-None-Exist", &none)]).await;
+    assert_eq!(fresh.status(), 201);
+    assert_eq!(sandbox.bookings().len(), 3);
+}
+
+#[tokio::test]
+async fn a_query_on_post_appointment_is_a_conditional_create_never_ignored() {
+    let (app, sandbox) = spawn_with_sandbox(example_mapping());
+    let booked = json_body(post_with(&app, &numbered_appointment(1), &[]).await).await;
+    let post_to = |query: &str| {
+        app.client
+            .post(format!("{}/fhir/Appointment?{query}", app.address))
+            .header("Content-Type", "application/fhir+json")
+            .body(numbered_appointment(2).to_string())
+            .send()
+    };
+    // Honoured exactly like If-None-Exist.
+    let matched = post_to(
+        "identifier=http%3A%2F%2Fhospital.example.org%2Ffhir%2Fappointment-id%7CA-1&_format=json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(matched.status(), 200);
+    assert_eq!(json_body(matched).await["id"], booked["id"]);
+    // `_format` and `_pretty` alone are no condition: a plain booking.
+    assert_eq!(post_to("_pretty=true").await.unwrap().status(), 201);
+    // Anything else is refused, naming it.
+    let refused = post_to("patient=Patient/pat-1001").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body = json_body(refused).await;
+    let text = body["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(text.contains("`patient`"), "{text}");
+    assert!(!text.contains("pat-1001"), "{text}");
+    // A condition in both places is refused too.
+    let twice = app
+        .client
+        .post(format!(
+            "{}/fhir/Appointment?identifier=http://hospital.example.org/fhir/appointment-id|A-1",
+            app.address
+        ))
+        .header("Content-Type", "application/fhir+json")
+        .header(
+            "If-None-Exist",
+            "identifier=http://hospital.example.org/fhir/appointment-id|A-1",
+        )
+        .body(numbered_appointment(3).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    assert_eq!(sandbox.bookings().len(), 2);
+}
+
+#[tokio::test]
 async fn if_none_exist_other_than_identifier_is_a_400() {
     let (app, sandbox) = spawn_with_sandbox(example_mapping());
     for criterion in [
@@ -187,6 +272,25 @@ async fn put_with_status_cancelled_cancels_with_the_mapped_status_word() {
         stored.cancellation.unwrap(),
         json!({"id": id, "status": "Canceled", "cancellationReason": "Patient requested cancellation."})
     );
+}
+
+#[tokio::test]
+async fn a_put_or_cancel_of_an_id_salesforce_does_not_hold_is_a_404_not_a_502() {
+    let (app, sandbox) = spawn_with_sandbox(example_mapping());
+    let unknown = "08pxx0000009ZZZAAA";
+    let mut appointment = example_appointment();
+    appointment["id"] = json!(unknown);
+    for status in ["booked", "cancelled"] {
+        appointment["status"] = json!(status);
+        let response = put(&app, unknown, &appointment).await;
+        assert_eq!(response.status(), 404, "{status}");
+        let body = json_body(response).await;
+        assert_outcome(&body, "not-found", None);
+        let text = body["issue"][0]["diagnostics"].as_str().unwrap();
+        assert!(text.contains("no appointment with this id"), "{text}");
+        assert!(!text.contains("api_version"), "{text}");
+    }
+    assert!(sandbox.cancellations().is_empty());
 }
 
 #[tokio::test]

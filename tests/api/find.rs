@@ -235,6 +235,6 @@ async fn malformed_calls_are_refused_before_salesforce_is_asked() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "GET, POST");
+    assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
     assert_eq!(sandbox.token_requests(), 0, "Salesforce was never asked");
 }

@@ -135,6 +135,25 @@ async fn an_unknown_patient_is_a_422_naming_the_participant_not_the_id_and_is_ca
 }
 
 #[tokio::test]
+async fn a_value_made_of_dots_is_not_found_and_no_other_resource_is_called() {
+    // `..` or `.` in a path is a dot-segment, encoded or not: `…/sobjects/Account/EHR…/..`
+    // would call `…/sobjects/Account/`. Such a value finds nothing and calls nothing.
+    let (app, sandbox) = spawn_with_records(&[("MRN-1", &[PATIENT])]);
+    for (n, value) in [".", "..", "..."].into_iter().enumerate() {
+        let response = app.post_json(&appointment_for(n, value)).await;
+        assert_eq!(response.status(), 422, "{value}");
+        let body = json_body(response).await;
+        assert_outcome(&body, "not-found", Some("Appointment.participant[0].actor"));
+    }
+    let calls = sandbox.api_calls();
+    assert!(
+        !calls.iter().any(|c| c.path.contains("/sobjects")),
+        "{calls:?}"
+    );
+    assert!(sandbox.bookings().is_empty());
+}
+
+#[tokio::test]
 async fn a_patient_several_accounts_claim_is_a_422_saying_it_is_ambiguous() {
     let (app, sandbox) = spawn_with_records(&[("MRN-TWICE", &[PATIENT, OTHER_PATIENT])]);
 

@@ -19,6 +19,7 @@ mod process;
 mod reload;
 mod replicas;
 mod robustness;
+mod routing;
 mod salesforce_auth;
 mod shutdown;
 mod slots;

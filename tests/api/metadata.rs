@@ -202,7 +202,7 @@ async fn unacceptable_formats_methods_and_modes_get_operation_outcomes() {
         .await
         .unwrap();
     assert_eq!(post.status(), 405);
-    assert_eq!(post.headers()["allow"], "GET");
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
     assert_outcome(&json_body(post).await, "not-supported", None);
 
     let terminology = get(&app, "metadata?mode=terminology", None).await;

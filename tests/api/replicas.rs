@@ -331,3 +331,32 @@ async fn the_earlier_file_store_is_imported_at_first_start_and_by_command() {
         "{output:?}"
     );
 }
+
+#[tokio::test]
+async fn a_store_that_cannot_be_reached_stops_the_start_naming_it_but_not_its_password() {
+    let sandbox = start_sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there.
+    let db_port = process::free_port();
+    let config = write_config(
+        dir.path(),
+        process::free_port(),
+        &sandbox,
+        &format!("url = \"postgres://fsp@127.0.0.1:{db_port}/fsp\"\nconnect_timeout_secs = 2"),
+    );
+    let output = std::process::Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("FSP_SALESFORCE__CLIENT_SECRET", SALESFORCE_SECRET)
+        .env("FSP_STORE__PASSWORD", "pg-secret-hunter2")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot open the store"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("PostgreSQL 127.0.0.1:{db_port}/fsp")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pg-secret-hunter2"), "{stderr}");
+    assert!(!stderr.contains("proxy started"), "{stderr}");
+}
