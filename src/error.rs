@@ -99,6 +99,12 @@ pub enum ProxyError {
     /// Authenticated, but the client's scopes, tenants or role do not cover the request.
     #[error("forbidden")]
     Forbidden(crate::auth::Denial),
+    /// The client's address has sent too many credentials that were not valid; it is held back.
+    #[error("too many failed credentials")]
+    TooManyFailures {
+        /// Seconds until its next attempt is checked.
+        retry_after_secs: u64,
+    },
     /// The keys needed to check the credentials could not be obtained (an issuer's JWKS URL).
     #[error("authentication is unavailable")]
     AuthUnavailable,
@@ -590,6 +596,18 @@ impl ProxyError {
                     },
                 )],
                 None,
+            ),
+            // Nothing was checked: not even the credentials this request carries.
+            ProxyError::TooManyFailures { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                vec![Issue::general(
+                    IssueCode::Throttled,
+                    format!(
+                        "too many credentials from this address were not valid; requests with \
+                         credentials from it are refused for {retry_after_secs} s"
+                    ),
+                )],
+                Some(*retry_after_secs),
             ),
             ProxyError::AuthUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

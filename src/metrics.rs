@@ -112,6 +112,13 @@ struct Inner {
     lookup_misses: Family<TenantLabels, Counter>,
     api_used: Family<TenantLabels, Gauge>,
     api_max: Family<TenantLabels, Gauge>,
+    auth_failures: Family<KindLabels, Counter>,
+    auth_held_back: Family<KindLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 impl Default for Metrics {
@@ -203,8 +210,23 @@ impl Metrics {
             "The org's API allocation for 24 hours (Sforce-Limit-Info), by tenant",
             api_max.clone(),
         );
+        let auth_failures = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "fsp_auth_failures",
+            "Credentials that were not valid, by kind (credentials on a request, or a refused \
+             token request's assertion)",
+            auth_failures.clone(),
+        );
+        let auth_held_back = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "fsp_auth_held_back",
+            "Requests refused with 429 unchecked because their address failed too often, by kind",
+            auth_held_back.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                auth_failures,
+                auth_held_back,
                 registry,
                 requests,
                 request_duration,
@@ -252,6 +274,22 @@ impl Metrics {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.inner.api_used.get_or_create(&labels).set(clamp(used));
         self.inner.api_max.get_or_create(&labels).set(clamp(max));
+    }
+
+    /// Counts credentials that were not valid (`credentials` or `token`).
+    pub fn auth_failure(&self, kind: &'static str) {
+        self.inner
+            .auth_failures
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// Counts a request refused because its address failed too often.
+    pub fn auth_held_back(&self, kind: &'static str) {
+        self.inner
+            .auth_held_back
+            .get_or_create(&KindLabels { kind })
+            .inc();
     }
 
     /// A handle for one tenant's Salesforce client.

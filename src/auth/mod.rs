@@ -14,6 +14,7 @@
 //! version it authenticated against.
 
 pub mod enterprise;
+pub mod failures;
 pub mod jwks;
 pub mod scope;
 pub mod settings;
@@ -239,6 +240,7 @@ pub struct Auth {
     registry: ArcSwap<Registry>,
     tokens: smart::TokenStore,
     http: reqwest::Client,
+    failures: failures::FailureLimit,
 }
 
 impl Auth {
@@ -253,11 +255,24 @@ impl Auth {
             .unwrap_or_default();
         warn_if_disabled(&settings);
         let tokens = smart::TokenStore::new(store);
+        let failures = failures::FailureLimit::new(settings.failed_attempts_per_minute);
         Auth {
             registry: ArcSwap::from_pointee(Registry::new(settings, &http)),
             tokens,
             http,
+            failures,
         }
+    }
+
+    /// The counters of failed credentials per client address.
+    pub fn failures(&self) -> &failures::FailureLimit {
+        &self.failures
+    }
+
+    /// Whether `/status` and `/metrics` need an admin client (`auth.status_needs_admin`).
+    pub fn status_needs_admin(&self) -> bool {
+        let registry = self.registry.load();
+        !registry.settings.disabled && registry.settings.status_needs_admin
     }
 
     /// Whether callers are checked (`false` only with `auth.disabled = true`).

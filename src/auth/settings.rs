@@ -37,6 +37,10 @@ pub struct AuthFileModel {
     clients: Vec<ClientModel>,
     #[serde(default)]
     issuers: Vec<IssuerModel>,
+    #[serde(default = "default_failed_attempts")]
+    failed_attempts_per_minute: u32,
+    #[serde(default)]
+    status_needs_admin: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +78,14 @@ struct IssuerModel {
     jwks_refetch_min_secs: u64,
 }
 
+/// The default `auth.failed_attempts_per_minute`: far more than a misconfigured client makes
+/// before someone looks, far fewer than guessing needs.
+pub const DEFAULT_FAILED_ATTEMPTS_PER_MINUTE: u32 = 20;
+
+fn default_failed_attempts() -> u32 {
+    DEFAULT_FAILED_ATTEMPTS_PER_MINUTE
+}
+
 fn default_token_lifetime() -> u64 {
     MAX_TOKEN_LIFETIME_SECS
 }
@@ -95,6 +107,11 @@ pub struct AuthSettings {
     pub clients: Vec<ClientSettings>,
     /// The enterprise authorization servers whose tokens are accepted.
     pub issuers: Vec<IssuerSettings>,
+    /// Failed credentials allowed per client address per minute before its requests are
+    /// refused with 429 (`None`: no limit). Read at start.
+    pub failed_attempts_per_minute: Option<std::num::NonZeroU32>,
+    /// `/status` and `/metrics` need an admin client's credentials.
+    pub status_needs_admin: bool,
 }
 
 /// One client that may call.
@@ -170,7 +187,8 @@ impl AuthSettings {
         }
     }
 
-    /// Authentication on, with no clients yet, tokens living 300 s.
+    /// Authentication on, with no clients yet, tokens living 300 s, 20 failed credentials a
+    /// minute per address, `/status` and `/metrics` open.
     pub fn enabled(public_url: Option<Url>) -> AuthSettings {
         AuthSettings {
             disabled: false,
@@ -178,6 +196,10 @@ impl AuthSettings {
             token_lifetime: Duration::from_secs(MAX_TOKEN_LIFETIME_SECS),
             clients: Vec::new(),
             issuers: Vec::new(),
+            failed_attempts_per_minute: std::num::NonZeroU32::new(
+                DEFAULT_FAILED_ATTEMPTS_PER_MINUTE,
+            ),
+            status_needs_admin: false,
         }
     }
 
@@ -267,6 +289,8 @@ impl AuthSettings {
             token_lifetime: Duration::from_secs(model.token_lifetime_secs),
             clients,
             issuers,
+            failed_attempts_per_minute: std::num::NonZeroU32::new(model.failed_attempts_per_minute),
+            status_needs_admin: model.status_needs_admin,
         })
     }
 }

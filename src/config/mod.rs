@@ -453,25 +453,39 @@ impl Settings {
                 .split("__"),
         );
         let file_name = path.display().to_string();
+        // Where a key's value came from: the environment variable that set it, else the file.
+        let source_of = |key: &str| match figment.find_metadata(key) {
+            Some(metadata) if metadata.name.contains("environment") => {
+                format!("environment variable {}", env_variable(key))
+            }
+            _ => file_name.clone(),
+        };
         let model: FileModel = figment.extract().map_err(|e| {
-            let source_name = e
-                .metadata
-                .as_ref()
-                .and_then(|m| m.source.as_ref())
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| file_name.clone());
             let key = if e.path.is_empty() {
                 "(top level)".to_owned()
             } else {
                 e.path.join(".")
             };
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.contains("environment"));
             ConfigError {
-                source_name,
+                source_name: if from_env {
+                    format!("environment variable {}", env_variable(&key))
+                } else {
+                    file_name.clone()
+                },
                 key,
                 reason: e.kind.to_string(),
             }
         })?;
-        Settings::from_model(model, &file_name, &|variable| std::env::var(variable).ok())
+        Settings::from_model(model, &file_name, &|variable| std::env::var(variable).ok()).map_err(
+            |mut error| {
+                error.source_name = source_of(&error.key);
+                error
+            },
+        )
     }
 
     fn from_model(
@@ -844,6 +858,12 @@ fn check_audience(audience: &str) -> Option<String> {
         .map(|_| trimmed.to_owned())
 }
 
+/// The environment variable that sets a key: `server.listen` → `FSP_SERVER__LISTEN`.
+pub fn env_variable(key: &str) -> String {
+    let parts: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
+    format!("{ENV_PREFIX}{}", parts.join("__"))
+}
+
 /// Whether a URL may carry a secret (a client secret, an assertion, a token): https, or http to
 /// a loopback host (a local sandbox or test server), where nothing crosses a network.
 pub fn is_private_channel(url: &Url) -> bool {
@@ -1003,6 +1023,22 @@ mod tests {
         );
         let e = Settings::load(&path).unwrap_err();
         assert_eq!(e.key, "salesforce.api_version");
+    }
+
+    #[test]
+    fn a_token_url_in_clear_is_refused_unless_on_this_machine() {
+        let secret = |v: &str| (v == ENV_CLIENT_SECRET).then(|| "x".to_owned());
+        let with = |url: &str| MINIMAL.replace("https://example.my.salesforce.com", url);
+        let e = from_text(&with("http://example.my.salesforce.com"), &secret).unwrap_err();
+        assert_eq!(e.key, "salesforce.token_url");
+        assert!(e.reason.contains("https"), "{e}");
+        for local in [
+            "http://127.0.0.1:9090",
+            "http://localhost:9090",
+            "http://[::1]:9090",
+        ] {
+            assert!(from_text(&with(local), &secret).is_ok(), "{local}");
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::fhir::parse::{MAX_XML_DEPTH, body_text, parse_appointment};
+use crate::fhir::parse::{
+    MAX_MARKUP_ATTRIBUTES, MAX_XML_DEPTH, body_text, limit_attributes, parse_appointment,
+};
 
 /// The FHIR XML namespace.
 const FHIR_NS: &str = "http://hl7.org/fhir";
@@ -270,6 +272,7 @@ fn read_xml(text: &str) -> Result<RawBundle, Issue> {
                 )));
             }
             Event::Start(ref start) | Event::Empty(ref start) => {
+                limit_attributes(start, MAX_MARKUP_ATTRIBUTES, text, event_start)?;
                 let empty = matches!(event, Event::Empty(_));
                 let depth = open.len() + 1;
                 // Bundle, entry and resource wrap the resource's own depth limit.

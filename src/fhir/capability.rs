@@ -97,7 +97,11 @@ fn statement_json(base_url: &str, version: &str, security: &Security) -> Value {
                 (also application/json, application/xml and the DSTU2 names), UTF-8. Answers use \
                 _format, else Accept, else the request's own format; _pretty=true indents them. \
                 Every failure is an OperationOutcome whose diagnostics name elements by FHIRPath \
-                and never echo their values.",
+                and never echo their values. Searches (Slot, $find) are strict by default: a \
+                parameter they do not know is refused with 400 rather than ignored; send Prefer: \
+                handling=lenient to have unknown parameters ignored instead (the self link then \
+                shows the parameters used). _count sets the page size (at most 1000), with next \
+                and previous links when the answer is cut.",
             "resource": [appointment(), slot()],
             "interaction": [
                 {
@@ -202,7 +206,9 @@ fn appointment() -> Value {
                 work type rules and code tables) and patient-reference. Answers a searchset Bundle \
                 of proposed Appointments, one per free slot from Salesforce Get Slots, each with \
                 its slot and practitioner: add the location, set status booked and POST it to \
-                book. Other parameters are refused with 400."
+                book. Other parameters are refused with 400 (ignored with Prefer: \
+                handling=lenient). _count (in the URL, also with POST) pages the answer, with a \
+                next link."
         }]
     })
 }
@@ -216,9 +222,11 @@ fn slot() -> Value {
             PractitionerRole/{id} (a Salesforce provider) or Device/{id} (a Salesforce asset), \
             resolved to Salesforce ids through the mapping file as Appointment participants are; \
             schedule takes Schedule/{Salesforce resource id}, which is what each slot's schedule \
-            is. A lower bound on start (ge, gt or eq) is required. Parameters not listed here \
-            (other than _format and _pretty) are refused with 400 rather than ignored, so a \
-            misspelt filter never widens a search silently.",
+            is. A lower bound on start (ge, gt or eq) is required; no visit code is (without a \
+            work type the mapping's source system is sent, as Get Slots requires). Parameters \
+            not listed here (other than _format and _pretty) are refused with 400 rather than \
+            ignored, so a misspelt filter never widens a search silently, unless Prefer: \
+            handling=lenient asks for them to be ignored.",
         "interaction": [{
             "code": "search-type",
             "documentation": "GET [base]/Slot?schedule.actor=Practitioner/{id}&start=ge{date}"
@@ -265,6 +273,12 @@ fn slot() -> Value {
                 "type": "token",
                 "documentation": "Only free slots are known: any other status gives an empty \
                     Bundle."
+            },
+            {
+                "name": "_count",
+                "type": "number",
+                "documentation": "At most this many slots per page (up to 1000); total counts \
+                    them all, and a next link fetches the following page."
             }
         ]
     })
@@ -423,6 +437,7 @@ mod tests {
                 ("service-category".into(), "token".into()),
                 ("appointment-type".into(), "token".into()),
                 ("status".into(), "token".into()),
+                ("_count".into(), "number".into()),
             ]
         );
         let documentation = slot

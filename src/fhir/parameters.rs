@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::fhir::bundle::value_attribute;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::fhir::parse::body_text;
+use crate::fhir::parse::{MAX_MARKUP_ATTRIBUTES, body_text, limit_attributes};
 
 /// The FHIR XML namespace.
 const FHIR_NS: &str = "http://hl7.org/fhir";
@@ -221,6 +221,7 @@ fn read_xml(text: &str) -> Result<Vec<Parameter>, Issue> {
                 ));
             }
             Event::Start(ref start) | Event::Empty(ref start) => {
+                limit_attributes(start, MAX_MARKUP_ATTRIBUTES, text, reader.buffer_position())?;
                 let empty = matches!(event, Event::Empty(_));
                 depth += 1;
                 if depth > 16 {

@@ -696,16 +696,51 @@ fn check_root(start: &BytesStart, in_fhir_namespace: bool) -> Result<(), Issue> 
     Ok(())
 }
 
-/// Attributes must be well-formed (unique, quoted, with valid references). Outside the narrative,
-/// FHIR elements carry only unprefixed attributes (`value`, `id`, `url`) and the default namespace;
-/// fhirbolt rejects prefixed ones (`xmlns:xsi`, `xsi:schemaLocation`) with a vague namespace error,
-/// so they are named here.
+/// The most attributes a FHIR element may carry: it has only `value`, `id`, `url` and namespace
+/// declarations, so this leaves room to spare.
+pub const MAX_ATTRIBUTES: usize = 8;
+/// The most attributes an element of the narrative's XHTML (or of a Bundle's or Parameters'
+/// frame, whose resources are checked again on their own) may carry.
+pub const MAX_MARKUP_ATTRIBUTES: usize = 64;
+
+/// Refuses an element with more than `max` attributes, counting them in one pass and stopping
+/// at the first one too many. XML parsers check attributes for duplicates pairwise: unbounded,
+/// a megabyte of attributes on one element costs seconds of CPU (quadratic), so the count comes
+/// before anything else looks at them.
+///
+/// # Errors
+/// A `structure` issue naming the limit and the position.
+pub(crate) fn limit_attributes(
+    start: &BytesStart,
+    max: usize,
+    text: &str,
+    offset: u64,
+) -> Result<(), Issue> {
+    if start.attributes().with_checks(false).nth(max).is_some() {
+        return Err(structure(format!(
+            "an element has more than {max} attributes, more than FHIR XML ever needs ({})",
+            line_column(text, offset)
+        )));
+    }
+    Ok(())
+}
+
+/// Attributes must be few (see [`limit_attributes`]) and well-formed (unique, quoted, with valid
+/// references). Outside the narrative, FHIR elements carry only unprefixed attributes (`value`,
+/// `id`, `url`) and the default namespace; fhirbolt rejects prefixed ones (`xmlns:xsi`,
+/// `xsi:schemaLocation`) with a vague namespace error, so they are named here.
 fn check_attributes(
     start: &BytesStart,
     in_div: bool,
     text: &str,
     offset: u64,
 ) -> Result<(), Issue> {
+    let max = if in_div {
+        MAX_MARKUP_ATTRIBUTES
+    } else {
+        MAX_ATTRIBUTES
+    };
+    limit_attributes(start, max, text, offset)?;
     for attribute in start.attributes() {
         let attribute = attribute.map_err(|_| {
             structure(format!(

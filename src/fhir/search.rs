@@ -8,6 +8,10 @@
 
 use std::borrow::Cow;
 
+use fhirbolt::model::r4::resources::{Bundle, BundleLink};
+
+use crate::fhir::outcome::{Issue, IssueCode};
+
 /// A `system|code` token. `system` is `None` for a bare `code` (any system) and `Some("")` for
 /// `|code` (no system).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +163,137 @@ impl IdentifierCriteria {
     }
 }
 
+/// The largest `_count` honoured; a larger one is cut to it (R4 lets a server choose its page
+/// size).
+pub const MAX_COUNT: usize = 1000;
+
+/// Parameters about the answer rather than the search: `_format` and `_pretty` (rendering),
+/// `_count` (page size) and `_offset` (where a page starts: the proxy's own, in `next` links).
+pub const RESULT_PARAMETERS: [&str; 4] = ["_format", "_pretty", "_count", "_offset"];
+
+/// A page of a search's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Page {
+    /// `_count`: at most this many entries (`None`: all).
+    pub count: Option<usize>,
+    /// `_offset`: entries skipped before the page.
+    pub offset: usize,
+}
+
+/// A search's query string split for the search and for its answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// What the search reads: its own parameters (and, in strict handling, unknown ones too, for
+    /// the search to refuse by name).
+    pub query: String,
+    /// The parameters the answer's links repeat: the search's own and `_format`/`_pretty`.
+    pub used: Vec<(String, String)>,
+    /// The page asked for.
+    pub page: Page,
+    /// Parameters ignored under `Prefer: handling=lenient` (names only).
+    pub ignored: Vec<String>,
+}
+
+impl SearchRequest {
+    /// Splits `query`: `known` names (a `:modifier` is part of a name, so it is unknown unless
+    /// listed) go to the search; result parameters to the page and links; under lenient handling
+    /// unknown ones are dropped, under strict handling (the default) they go to the search, which
+    /// refuses them naming them.
+    ///
+    /// # Errors
+    /// A `_count` or `_offset` that is not a whole number (an `invalid` 400).
+    pub fn split(query: &str, known: &[&str], lenient: bool) -> Result<SearchRequest, Issue> {
+        let mut request = SearchRequest::default();
+        let mut search = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let number = || {
+                value.trim().parse::<usize>().map_err(|_| {
+                    Issue::general(
+                        IssueCode::Invalid,
+                        format!("{name} must be a whole number, e.g. {name}=20"),
+                    )
+                })
+            };
+            match name.as_ref() {
+                "_count" => request.page.count = Some(number()?.min(MAX_COUNT)),
+                "_offset" => request.page.offset = number()?,
+                "_format" | "_pretty" => request.used.push((name.into(), value.into())),
+                known_name if known.contains(&known_name) => {
+                    search.append_pair(&name, &value);
+                    request.used.push((name.into(), value.into()));
+                }
+                _ if lenient => request.ignored.push(name.into_owned()),
+                _ => {
+                    search.append_pair(&name, &value);
+                }
+            }
+        }
+        request.query = search.finish();
+        Ok(request)
+    }
+
+    /// The URL of this search at `offset`: `{path}?{used}&_count=…&_offset=…`.
+    fn url_at(&self, path: &str, offset: usize) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.used {
+            query.append_pair(name, value);
+        }
+        if let Some(count) = self.page.count {
+            query.append_pair("_count", &count.to_string());
+        }
+        if offset > 0 {
+            query.append_pair("_offset", &offset.to_string());
+        }
+        match query.finish() {
+            q if q.is_empty() => path.to_owned(),
+            q => format!("{path}?{q}"),
+        }
+    }
+
+    /// Cuts a `searchset` Bundle holding the whole answer down to the page asked for: `total`
+    /// stays the whole answer's size; the links become `self` (the parameters actually used: under
+    /// lenient handling the ignored ones are left out) and, when there is more, `next` (and
+    /// `previous` after the first page). `path` is the absolute URL searched.
+    pub fn page_bundle(&self, bundle: &mut Bundle, path: &str) {
+        let total = bundle.entry.len();
+        let offset = self.page.offset.min(total);
+        let end = self
+            .page
+            .count
+            .map_or(total, |count| offset.saturating_add(count).min(total));
+        bundle.entry = bundle.entry.drain(offset..end).collect();
+        bundle.total = Some((total as u32).into());
+        let link = |relation: &str, url: String| BundleLink {
+            relation: relation.into(),
+            url: url.into(),
+            ..Default::default()
+        };
+        let mut links = vec![link("self", self.url_at(path, offset))];
+        if let Some(count) = self.page.count {
+            if end < total {
+                links.push(link("next", self.url_at(path, end)));
+            }
+            if offset > 0 {
+                links.push(link(
+                    "previous",
+                    self.url_at(path, offset.saturating_sub(count)),
+                ));
+            }
+        }
+        bundle.link = links;
+    }
+}
+
+/// Whether `Prefer` asks for lenient handling of unknown search parameters (R4 search.html
+/// §3.1.1.2): `handling=lenient`. Strict is the default.
+pub fn is_lenient<'a>(prefer: impl IntoIterator<Item = &'a str>) -> bool {
+    prefer
+        .into_iter()
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|p| p.trim().strip_prefix("handling="))
+        .any(|v| v.trim_matches('"').eq_ignore_ascii_case("lenient"))
+}
+
 /// A parameter name as it may appear in a diagnostic: names are not patient data, but only
 /// printable ASCII of a sane length is echoed.
 pub fn printable(name: &str) -> String {
@@ -172,6 +307,114 @@ pub fn printable(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_query_is_split_for_the_search_the_page_and_the_links() {
+        let known = ["start", "schedule.actor"];
+        let r = SearchRequest::split(
+            "start=ge2025-09-20&_count=2&schedule.actor=Practitioner/x&_format=json&foo=1",
+            &known,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            r.page,
+            Page {
+                count: Some(2),
+                offset: 0
+            }
+        );
+        // Strict: the unknown one goes to the search, which refuses it by name.
+        assert!(r.query.contains("foo=1") && r.query.contains("start=ge2025-09-20"));
+        assert!(!r.query.contains("_count") && !r.query.contains("_format"));
+        let lenient =
+            SearchRequest::split("start=ge2025&foo=1&start:missing=true", &known, true).unwrap();
+        assert_eq!(lenient.query, "start=ge2025");
+        assert_eq!(lenient.ignored, ["foo", "start:missing"]);
+        assert!(SearchRequest::split("_count=many", &known, false).is_err());
+        assert_eq!(
+            SearchRequest::split("_count=99999", &known, false)
+                .unwrap()
+                .page
+                .count,
+            Some(MAX_COUNT)
+        );
+    }
+
+    #[test]
+    fn a_page_keeps_the_total_and_links_to_the_next_and_previous_pages() {
+        let entries = (0..5)
+            .map(|i| fhirbolt::model::r4::resources::BundleEntry {
+                full_url: Some(format!("urn:e{i}").into()),
+                ..Default::default()
+            })
+            .collect();
+        let whole = Bundle {
+            r#type: "searchset".into(),
+            entry: entries,
+            ..Default::default()
+        };
+        let r = SearchRequest::split("start=ge2025&_count=2&_offset=2", &["start"], false).unwrap();
+        let mut bundle = whole.clone();
+        r.page_bundle(&mut bundle, "http://h/fhir/Slot");
+        let urls: Vec<&str> = bundle
+            .entry
+            .iter()
+            .filter_map(|e| e.full_url.as_ref()?.value.as_deref())
+            .collect();
+        assert_eq!(urls, ["urn:e2", "urn:e3"]);
+        assert_eq!(bundle.total.as_ref().and_then(|t| t.value), Some(5));
+        let links: Vec<(String, String)> = bundle
+            .link
+            .iter()
+            .map(|l| {
+                (
+                    l.relation.value.clone().unwrap_or_default(),
+                    l.url.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (
+                    "self".to_owned(),
+                    "http://h/fhir/Slot?start=ge2025&_count=2&_offset=2".to_owned()
+                ),
+                (
+                    "next".to_owned(),
+                    "http://h/fhir/Slot?start=ge2025&_count=2&_offset=4".to_owned()
+                ),
+                (
+                    "previous".to_owned(),
+                    "http://h/fhir/Slot?start=ge2025&_count=2".to_owned()
+                ),
+            ]
+        );
+        // The last page has no next link; without _count everything comes at once.
+        let last = SearchRequest::split("_count=2&_offset=4", &[], false).unwrap();
+        let mut bundle = whole.clone();
+        last.page_bundle(&mut bundle, "http://h/x");
+        assert_eq!(bundle.entry.len(), 1);
+        assert!(
+            bundle
+                .link
+                .iter()
+                .all(|l| l.relation.value.as_deref() != Some("next"))
+        );
+        let all = SearchRequest::split("", &[], false).unwrap();
+        let mut bundle = whole;
+        all.page_bundle(&mut bundle, "http://h/x");
+        assert_eq!(bundle.entry.len(), 5);
+    }
+
+    #[test]
+    fn lenient_handling_is_asked_for_in_prefer() {
+        assert!(is_lenient(["handling=lenient"]));
+        assert!(is_lenient(["return=minimal; handling=lenient"]));
+        assert!(!is_lenient(["handling=strict"]));
+        assert!(!is_lenient([]));
+    }
 
     #[test]
     fn or_lists_split_at_unescaped_commas_only() {

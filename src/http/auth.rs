@@ -21,6 +21,7 @@ use crate::audit::ClientId;
 use crate::auth::smart::{self, OAuthError, TokenRequest};
 use crate::auth::{Access, Auth, AuthFailure, Credentials, Denial, TOKEN_PATH};
 use crate::error::ProxyError;
+use crate::metrics::Metrics;
 
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "fhir-salesforce-proxy";
@@ -54,12 +55,37 @@ pub async fn authorize(
         return Ok(refuse(request, &ProxyError::AuthUnavailable));
     };
     let route = classified(request.request());
-    if route.open {
+    let operations = is_operations_path(request.path());
+    if route.open && !(operations && auth.status_needs_admin()) {
         return next.call(request).await.map(|r| r.map_into_left_body());
     }
-    let access = match auth.authenticate(credentials(request.request())).await {
+    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
+    let peer = request.peer_addr().map(|a| a.ip());
+    let credentials = credentials(request.request());
+    // An address that has failed too often is not checked at all: no hash, no signature.
+    if !matches!(credentials, Credentials::Missing)
+        && let Some(address) = peer
+        && let Err(retry_after_secs) = auth.failures().admit(address)
+    {
+        if let Some(metrics) = &metrics {
+            metrics.auth_held_back("credentials");
+        }
+        return Ok(refuse(
+            request,
+            &ProxyError::TooManyFailures { retry_after_secs },
+        ));
+    }
+    let access = match auth.authenticate(credentials).await {
         Ok(access) => access,
         Err(failure) => {
+            if failure == AuthFailure::Invalid {
+                if let Some(address) = peer {
+                    auth.failures().failed(address);
+                }
+                if let Some(metrics) = &metrics {
+                    metrics.auth_failure("credentials");
+                }
+            }
             let error = match failure {
                 AuthFailure::Missing => ProxyError::Unauthenticated { presented: false },
                 AuthFailure::Invalid => ProxyError::Unauthenticated { presented: true },
@@ -89,7 +115,8 @@ fn authorize_request(
     route: &Classified,
 ) -> Result<(), Denial> {
     let path = request.path();
-    if path == "/admin" || path.starts_with("/admin/") {
+    // `/status` and `/metrics` reach here only when `auth.status_needs_admin` is set.
+    if path == "/admin" || path.starts_with("/admin/") || is_operations_path(path) {
         return access.permits_admin();
     }
     // The tenant segment as the URL wrote it; a percent-encoded variant of a name does not equal
@@ -104,6 +131,12 @@ fn authorize_request(
         Some(interaction) => access.permits(interaction),
         None => Ok(()), // no such endpoint: the 404 says so to an authenticated caller
     }
+}
+
+/// `/status` and `/metrics`: open, unless `auth.status_needs_admin` says they need an admin (they
+/// name tenants and failure reasons).
+fn is_operations_path(path: &str) -> bool {
+    matches!(path, "/status" | "/metrics")
 }
 
 fn base_of(request: &ServiceRequest) -> String {
@@ -170,6 +203,24 @@ fn challenge(error: &ProxyError) -> Option<String> {
 /// `POST /auth/token`: SMART Backend Services `client_credentials` with a JWT client assertion.
 #[tracing::instrument(name = "auth.token", skip_all)]
 pub async fn token(request: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) -> HttpResponse {
+    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
+    let peer = request.peer_addr().map(|a| a.ip());
+    if let Some(address) = peer
+        && let Err(retry_after_secs) = auth.failures().admit(address)
+    {
+        if let Some(metrics) = &metrics {
+            metrics.auth_held_back("token");
+        }
+        let mut answer = HttpResponse::TooManyRequests().json(OAuthError::request(format!(
+            "too many refused token requests from this address; retry after              {retry_after_secs} seconds"
+        )));
+        let headers = answer.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            headers.insert(header::RETRY_AFTER, value);
+        }
+        return answer;
+    }
     let form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -186,6 +237,17 @@ pub async fn token(request: HttpRequest, body: web::Bytes, auth: web::Data<Auth>
         Ok(form) => auth.issue_token(&form).await,
         Err(error) => Err(error),
     };
+    if let Err(error) = &result
+        && error.error == "invalid_client"
+    {
+        // A refused assertion is one guess (and cost a signature check).
+        if let Some(address) = peer {
+            auth.failures().failed(address);
+        }
+        if let Some(metrics) = &metrics {
+            metrics.auth_failure("token");
+        }
+    }
     let client = match &result {
         Ok(token) => Some(token.client_id.clone()),
         Err(error) => error.client_id.clone(),

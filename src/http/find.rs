@@ -17,9 +17,12 @@ use super::response;
 use super::slot::{mapping_error, pending_or_problems};
 use super::tenant::Tenant;
 use crate::error::ProxyError;
+use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parameters::read_parameters;
+use crate::fhir::search::SearchRequest;
 use crate::mapping::find::{
-    FindQuery, find_bundle_with, find_request, find_request_with, needed_find_lookups,
+    FIND_PARAMETERS, FindQuery, find_bundle_with, find_request, find_request_with,
+    needed_find_lookups,
 };
 use crate::mapping::lookup::ResolvedIds;
 use crate::salesforce::lookup;
@@ -36,17 +39,40 @@ pub async fn find(request: HttpRequest, payload: web::Payload, state: Tenant) ->
         Ok(formats) => formats,
         Err(answer) => return *answer,
     };
+    let lenient = response::is_lenient(&request);
     let result = async {
-        let find = if request.method() == Method::POST {
+        let (find, mut split) = if request.method() == Method::POST {
+            // The operation's parameters are in the body; the URL may carry only result
+            // parameters (`_count`, `_format`, `_pretty`).
+            let split = SearchRequest::split(request.query_string(), &[], lenient)
+                .map_err(ProxyError::Unparseable)?;
+            if !split.query.is_empty() {
+                return Err(ProxyError::Unparseable(Issue::general(
+                    IssueCode::NotSupported,
+                    "POST $find takes its parameters in the Parameters body; the URL's query may \
+                     carry only _count, _format and _pretty",
+                )));
+            }
             let format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
             let body = read_body(&request, payload, state.body_limit).await?;
-            let parameters = read_parameters(&body, format).map_err(ProxyError::Unparseable)?;
-            FindQuery::from_parameters(&parameters)
+            let mut parameters = read_parameters(&body, format).map_err(ProxyError::Unparseable)?;
+            if lenient {
+                parameters.retain(|p| FIND_PARAMETERS.contains(&p.name.as_str()));
+            }
+            let find = FindQuery::from_parameters(&parameters).map_err(ProxyError::Unparseable)?;
+            (find, split)
         } else {
-            FindQuery::from_query_string(request.query_string())
+            let split = SearchRequest::split(request.query_string(), &FIND_PARAMETERS, lenient)
+                .map_err(ProxyError::Unparseable)?;
+            let find =
+                FindQuery::from_query_string(&split.query).map_err(ProxyError::Unparseable)?;
+            (find, split)
+        };
+        if request.method() == Method::POST {
+            // The links are GET URLs of the same search.
+            split.used.extend(find.as_query_pairs());
         }
-        .map_err(ProxyError::Unparseable)?;
-        run(&request, &state, &find).await
+        run(&request, &state, &find, &split).await
     }
     .await;
     match result {
@@ -65,6 +91,7 @@ async fn run(
     request: &HttpRequest,
     state: &AppState,
     find: &FindQuery,
+    split: &SearchRequest,
 ) -> Result<Bundle, ProxyError> {
     let keys = needed_find_lookups(find, &state.mapping);
     let resolved = if keys.is_empty() {
@@ -80,12 +107,9 @@ async fn run(
     };
     let get_slots = find_request_with(find, &state.mapping, &resolved).map_err(mapping_error)?;
     let answer = state.salesforce.get_slots(&get_slots).await?;
-    let base = base_url(request, &state.base_path);
-    let self_url = match request.query_string() {
-        "" => format!("{base}/Appointment/$find"),
-        query => format!("{base}/Appointment/$find?{query}"),
-    };
-    let bundle = find_bundle_with(&answer, find, &state.mapping, &resolved, &self_url);
+    let path = format!("{}/Appointment/$find", base_url(request, &state.base_path));
+    let mut bundle = find_bundle_with(&answer, find, &state.mapping, &resolved, &path);
+    split.page_bundle(&mut bundle, &path);
     tracing::info!(
         resources = get_slots.resources.len(),
         proposed = bundle.entry.len(),

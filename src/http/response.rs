@@ -45,6 +45,17 @@ pub fn return_preference(request: &HttpRequest) -> ReturnPreference {
     }
 }
 
+/// Whether the request asks for lenient handling of unknown search parameters
+/// (`Prefer: handling=lenient`); strict is the default.
+pub fn is_lenient(request: &HttpRequest) -> bool {
+    crate::fhir::search::is_lenient(
+        request
+            .headers()
+            .get_all("Prefer")
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
 /// The value of a query parameter (first occurrence), percent-decoded.
 pub fn query_param(request: &HttpRequest, name: &str) -> Option<String> {
     url::form_urlencoded::parse(request.query_string().as_bytes())

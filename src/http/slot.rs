@@ -14,9 +14,11 @@ use super::response;
 use super::tenant::Tenant;
 use crate::error::ProxyError;
 use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::search::SearchRequest;
 use crate::mapping::lookup::is_pending_lookup;
 use crate::mapping::slots::{
-    SlotQuery, needed_slot_lookups, search_bundle, slots_request, slots_request_with,
+    SEARCH_PARAMETERS, SlotQuery, needed_slot_lookups, search_bundle, slots_request,
+    slots_request_with,
 };
 use crate::salesforce::lookup;
 
@@ -46,7 +48,13 @@ pub async fn search(request: HttpRequest, state: Tenant) -> HttpResponse {
 }
 
 async fn find(request: &HttpRequest, state: &AppState) -> Result<Bundle, ProxyError> {
-    let query = SlotQuery::parse(request.query_string()).map_err(ProxyError::Unparseable)?;
+    let split = SearchRequest::split(
+        request.query_string(),
+        &SEARCH_PARAMETERS,
+        response::is_lenient(request),
+    )
+    .map_err(ProxyError::Unparseable)?;
+    let query = SlotQuery::parse(&split.query).map_err(ProxyError::Unparseable)?;
     let keys = needed_slot_lookups(&query, &state.mapping);
     let get_slots = if keys.is_empty() {
         slots_request(&query, &state.mapping).map_err(mapping_error)?
@@ -66,11 +74,9 @@ async fn find(request: &HttpRequest, state: &AppState) -> Result<Bundle, ProxyEr
         Vec::new()
     };
     let base = base_url(request, &state.base_path);
-    let self_url = match request.query_string() {
-        "" => format!("{base}/Slot"),
-        query => format!("{base}/Slot?{query}"),
-    };
-    let bundle = search_bundle(&answer, &get_slots, &query, &base, &self_url);
+    let path = format!("{base}/Slot");
+    let mut bundle = search_bundle(&answer, &get_slots, &query, &base, &path);
+    split.page_bundle(&mut bundle, &path);
     tracing::info!(
         resources = get_slots.resources.len(),
         slots = bundle.entry.len(),

@@ -120,6 +120,31 @@ impl FindQuery {
         Self::from_raw(raw)
     }
 
+    /// The operation as query-string parameters (what a `GET` of the same `$find` sends): for
+    /// the `next` link of an answer to a `POST`.
+    pub fn as_query_pairs(&self) -> Vec<(String, String)> {
+        let instant = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut pairs = vec![
+            ("start".to_owned(), instant(self.start)),
+            // `end` is exclusive here; as a dateTime the parameter is read as that instant.
+            ("end".to_owned(), instant(self.end)),
+        ];
+        pairs.extend(
+            self.practitioners
+                .iter()
+                .map(|p| ("practitioner".to_owned(), p.clone())),
+        );
+        pairs.extend(
+            self.visit_types
+                .iter()
+                .map(|t| ("visit-type".to_owned(), format!("{}|{}", t.system, t.code))),
+        );
+        if let Some(patient) = &self.patient {
+            pairs.push(("patient-reference".to_owned(), patient.clone()));
+        }
+        pairs
+    }
+
     fn from_raw(raw: Vec<(String, Raw)>) -> Result<FindQuery, Issue> {
         let mut start = None;
         let mut end = None;

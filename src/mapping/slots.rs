@@ -532,22 +532,16 @@ pub fn slots_request_with(
         SendCodes::Always => true,
         SendCodes::WithoutWorkType => work_type_id.is_none(),
     };
-    if work_type_id.is_none() {
-        if !codes_present {
-            issues.push(Issue::general(
-                IssueCode::BusinessRule,
-                "Salesforce Get Slots needs a work type or codes: no work type rule matched the \
-                 service-type, service-category or appointment-type parameters, the mapping has no \
-                 default work type, and no parameter has a code from a system the mapping sends",
-            ));
-        }
-        if mapping.source_system.is_none() {
-            issues.push(Issue::general(
-                IssueCode::BusinessRule,
-                "Salesforce Get Slots needs a sourceSystem when no work type is given; set \
-                 defaults.source_system in the mapping",
-            ));
-        }
+    // Get Slots needs a start and, without a work type, a sourceSystem (salesforce-api.md §2.3);
+    // visit codes only narrow the search.
+    let no_work_type = work_type_id.is_none();
+    if no_work_type && mapping.source_system.is_none() {
+        issues.push(Issue::general(
+            IssueCode::BusinessRule,
+            "Salesforce Get Slots needs a sourceSystem when no work type is given (no work type \
+             rule matched and the mapping has no default work type); set defaults.source_system \
+             in the mapping",
+        ));
     }
 
     match start {
@@ -561,8 +555,9 @@ pub fn slots_request_with(
                 appointment_types: keep(appointment_types),
                 service_types: keep(service_types),
                 service_categories: keep(service_categories),
-                // sourceSystem names the code sets the codes belong to: it goes out when they do.
-                source_system: if send_codes && codes_present {
+                // sourceSystem names the code sets the codes belong to, and stands in for a work
+                // type: it goes out with the codes, and whenever there is no work type.
+                source_system: if (send_codes && codes_present) || no_work_type {
                     mapping.source_system.clone()
                 } else {
                     None
@@ -1268,15 +1263,11 @@ mod tests {
             assert!(!diagnostics.contains("secret"), "{diagnostics}");
         }
 
+        // No visit code is no problem (Get Slots does not need one); no actor is.
         let found = problems(&query("start=ge2025-09-20"), &example());
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, IssueCode::Required);
         assert!(found[0].1.contains("schedule.actor"));
-        assert_eq!(
-            found[1].0,
-            IssueCode::BusinessRule,
-            "no work type and no codes"
-        );
     }
 
     #[test]
@@ -1293,17 +1284,28 @@ mod tests {
             &mapping,
         );
         let codes: Vec<IssueCode> = found.iter().map(|(c, _)| *c).collect();
-        assert_eq!(
-            codes,
-            [
-                IssueCode::CodeInvalid,
-                IssueCode::BusinessRule,
-                IssueCode::BusinessRule
-            ]
-        );
+        assert_eq!(codes, [IssueCode::CodeInvalid, IssueCode::BusinessRule]);
         assert!(found[0].1.contains("service-type"), "{}", found[0].1);
         assert!(!found[0].1.contains("999"));
-        assert!(found[2].1.contains("defaults.source_system"));
+        assert!(found[1].1.contains("defaults.source_system"));
+    }
+
+    #[test]
+    fn a_search_by_start_and_practitioner_alone_sends_the_source_system() {
+        // What Salesforce requires and nothing more: a start, and a sourceSystem for want of a
+        // work type. The example mapping has a default work type; this one has none.
+        let mapping =
+            Mapping::from_toml("[defaults]\nsource_system = \"cerner\"\n", "t.toml").unwrap();
+        let request = slots_request(
+            &query(&format!(
+                "start=ge2025-09-20&schedule.actor=Practitioner/{PRACTITIONER}"
+            )),
+            &mapping,
+        )
+        .unwrap();
+        assert_eq!(request.work_type_id, None);
+        assert_eq!(request.source_system.as_deref(), Some("cerner"));
+        assert!(request.service_types.is_empty() && request.appointment_types.is_empty());
     }
 
     fn answer(resource_id: &str, slots: &[(&str, &str, &str)]) -> ResourceSlots {

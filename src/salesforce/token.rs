@@ -598,6 +598,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_for_an_instance_url_in_clear_is_not_used() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "00Dxx!secret-token",
+                "instance_url": "http://na1.salesforce.example",
+                "id": "https://login.salesforce.com/id/00Dxx/005xx",
+                "token_type": "Bearer",
+                "scope": "api"
+            })))
+            .mount(&server)
+            .await;
+        let settings = SalesforceSettings::with_defaults(
+            format!("{}/services/oauth2/token", server.uri())
+                .parse()
+                .unwrap(),
+            DEFAULT_CLIENT_ID,
+            SecretString::from("s"),
+        );
+        let error = cache(settings).get().await.unwrap_err();
+        assert!(matches!(error, TokenError::InsecureInstance), "{error:?}");
+        let text = error.to_string();
+        assert!(text.contains("not https"), "{text}");
+        assert!(!text.contains("secret-token"), "{text}");
+    }
+
+    #[tokio::test]
     async fn a_jwt_bearer_token_is_fetched_once_and_reused() {
         let sandbox = sandbox(Duration::from_secs(3600));
         let tokens = cache(jwt_settings(&sandbox, test_keys::trusted()));

@@ -189,6 +189,15 @@ pub(super) fn require_service(
             .to_vec(),
         });
     }
+    require_source_system(work_type, source_system, errors);
+}
+
+/// `sourceSystem` "Required, if workTypeId is not provided" (Book §1.2 and Get Slots §2.3 alike).
+pub(super) fn require_source_system(
+    work_type: bool,
+    source_system: Option<&str>,
+    errors: &mut Vec<PlatformError>,
+) {
     if !work_type && source_system.is_none_or(str::is_empty) {
         errors.push(invalid(
             "sourceSystem",

@@ -3,7 +3,7 @@
 //!
 //! The request is checked like Book's (same parser stage, same rule helpers): `startDate`
 //! required, `resources` of `{resourceId, serviceTerritoryId?, serviceResourceId?, resourceType?,
-//! assetCategory?}`, and a `workTypeId` or codes with their `sourceSystem`. Two departures, both
+//! assetCategory?}`, and a `sourceSystem` when there is no `workTypeId`. Two departures, both
 //! documented Salesforce behaviour rather than leniency: dates may come without a zone (the
 //! Action page's own sample, `2025-07-14T00:12:00.7912`, has none) and are then read as UTC; and
 //! `specialties`, which Get Slots does not list, is an unknown field.
@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::booking::{
     MALFORMED_ID, check_code_list, check_id, check_string, field, invalid, parse_object,
-    require_service, type_name, violation,
+    require_source_system, type_name, violation,
 };
 use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::PlatformError;
@@ -46,7 +46,7 @@ const RESOURCE_FIELDS: &[&str] = &[
     "resourceType",
     "assetCategory",
 ];
-/// The code lists that, with `sourceSystem`, can stand in for `workTypeId`.
+/// The code lists that filter the slots (with `sourceSystem` naming their code sets).
 const CODE_LISTS: [&str; 3] = ["appointmentTypes", "serviceTypes", "serviceCategories"];
 
 /// Every slot lasts this long.
@@ -122,13 +122,13 @@ pub(super) fn validate(body: &[u8]) -> Result<SlotsQuery, Vec<PlatformError>> {
     let resource_ids = check_resources(object, &mut errors);
     let work_type = check_id(object, "workTypeId", &mut errors);
     check_id(object, "channelId", &mut errors);
-    let mut codes = false;
     for name in CODE_LISTS {
-        // `|=`, not `||`: every list is checked, so every malformed one is reported.
-        codes |= check_code_list(object, name, &mut errors);
+        check_code_list(object, name, &mut errors);
     }
     let source_system = check_string(object, "sourceSystem", &mut errors);
-    require_service(work_type, codes, source_system, &mut errors);
+    // §2.3: Get Slots needs only a startDate and, without a workTypeId, a sourceSystem; codes are
+    // filters, not a requirement (Book is another matter: it needs a work type or codes).
+    require_source_system(work_type, source_system, &mut errors);
 
     match start {
         Some(start) if errors.is_empty() => Ok(SlotsQuery {

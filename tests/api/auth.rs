@@ -928,3 +928,122 @@ async fn readyz_shows_a_reload_that_switches_auth_off() {
     let body = readyz().await;
     assert_eq!(body["auth"], "disabled", "{body}");
 }
+
+#[tokio::test]
+async fn an_address_that_guesses_is_held_back_with_429_before_anything_is_checked() {
+    let keys = keys();
+    let mut s = settings(&keys, vec![]);
+    s.failed_attempts_per_minute = std::num::NonZeroU32::new(5);
+    let (app, sandbox, _) = start(s);
+    // Five failures are the budget; the sixth is still checked (and refused), and from then on
+    // the address waits.
+    for n in 0..6 {
+        let guess = format!("guess-{n:040}");
+        let refused = book(&app, "/fhir/Appointment", n, &[("X-API-Key", &guess)]).await;
+        assert_eq!(refused.status(), 401, "guess {n}");
+    }
+    let held = book(&app, "/fhir/Appointment", 9, &[("X-API-Key", "guess-7")]).await;
+    assert_eq!(held.status(), 429);
+    let wait: u64 = held.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_outcome(&json_body(held).await, "throttled", None);
+    // Even the right key from that address waits: it is not checked while held back.
+    let right = book(&app, "/fhir/Appointment", 10, &[("X-API-Key", ENGINE_KEY)]).await;
+    assert_eq!(right.status(), 429);
+    // Requests without credentials cost nothing and are not held back: they get their 401.
+    assert_eq!(book(&app, "/fhir/Appointment", 11, &[]).await.status(), 401);
+    // The token endpoint from that address is held back too, unchecked.
+    let forged = sign(&keys.ec, "smart-ec", &assertion_claims("smart-ec"));
+    let answer = token_request(&app, &forged, "system/Appointment.c").await;
+    assert_eq!(answer.status(), 429);
+    assert!(answer.headers().get("retry-after").is_some());
+    assert!(sandbox.bookings().is_empty());
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"fsp_auth_failures_total{kind="credentials"} 6"#,
+        r#"fsp_auth_held_back_total{kind="credentials"} 2"#,
+        r#"fsp_auth_held_back_total{kind="token"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refused_token_requests_count_against_the_address_too() {
+    let keys = keys();
+    let mut s = settings(&keys, vec![]);
+    s.failed_attempts_per_minute = std::num::NonZeroU32::new(3);
+    let (app, _sandbox, _) = start(s);
+    let stranger = rsa_key("stranger");
+    for _ in 0..3 {
+        let forged = sign(&stranger, "smart-rsa", &assertion_claims("smart-rsa"));
+        assert_invalid_client(
+            token_request(&app, &forged, "system/Appointment.c").await,
+            "",
+        )
+        .await;
+    }
+    let forged = sign(&stranger, "smart-rsa", &assertion_claims("smart-rsa"));
+    let refused = token_request(&app, &forged, "system/Appointment.c").await;
+    assert_eq!(
+        refused.status(),
+        401,
+        "the fourth failure is still answered…"
+    );
+    let held = token_request(
+        &app,
+        &sign(&keys.rsa, "smart-rsa", &assertion_claims("smart-rsa")),
+        "system/Appointment.c",
+    )
+    .await;
+    assert_eq!(
+        held.status(),
+        429,
+        "…and then the address waits, even with a good assertion"
+    );
+    assert_eq!(held.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn status_and_metrics_can_be_kept_for_admin_clients() {
+    let keys = keys();
+    let mut s = settings(&keys, vec![]);
+    s.status_needs_admin = true;
+    let (app, _sandbox, _) = start(s);
+    for path in ["/status", "/metrics"] {
+        let get = |key: Option<&str>| {
+            let mut request = app.client.get(format!("{}{path}", app.address));
+            if let Some(key) = key {
+                request = request.header("X-API-Key", key);
+            }
+            request.send()
+        };
+        assert_eq!(get(None).await.unwrap().status(), 401, "{path}");
+        assert_eq!(get(Some(ENGINE_KEY)).await.unwrap().status(), 403, "{path}");
+        assert_eq!(get(Some(ADMIN_KEY)).await.unwrap().status(), 200, "{path}");
+    }
+    // The probes stay open for the orchestrator.
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}

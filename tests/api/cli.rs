@@ -403,3 +403,77 @@ async fn demo_prints_a_curl_line_that_books_the_example() {
     assert_eq!(body["status"], "booked");
     assert!(body["id"].as_str().unwrap().starts_with("08p"));
 }
+
+#[tokio::test]
+async fn every_environment_variable_readme_documents_works_on_the_real_binary() {
+    let sandbox = start_sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo("mappings/example.toml"),
+        dir.path().join("mapping.toml"),
+    )
+    .unwrap();
+    let (file_port, env_port) = (free_port(), free_port());
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{file_port}\"\n\
+             [salesforce]\ntoken_url = \"{}\"\nclient_id = \"sandbox-client\"\n\
+             [mapping]\nfile = \"mapping.toml\"\n[auth]\ndisabled = true\n",
+            sandbox.token_url()
+        ),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let store = dir.path().join("from-env.db");
+    let env = [
+        ("FSP_LOG_FORMAT", "json"),
+        ("FSP_AUDIT_FILE", audit.to_str().unwrap()),
+        ("FSP_SALESFORCE__CLIENT_SECRET", "sandbox-secret"),
+        // A configuration key, FSP_<SECTION>__<KEY>, overriding the file.
+        ("FSP_SERVER__LISTEN", &format!("127.0.0.1:{env_port}")),
+        ("FSP_STORE__PATH", store.to_str().unwrap()),
+        ("RUST_LOG", "info"),
+        ("NO_COLOR", "1"),
+    ];
+    let proxy = crate::process::serve(&config, env_port, &[], &env).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/fhir/Appointment", proxy.address()))
+        .header("Content-Type", "application/fhir+json")
+        .body(example_appointment().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let lines = proxy.finish();
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "FSP_LOG_FORMAT=json: {lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "NO_COLOR");
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        audit.contains("\"interaction\":\"create\""),
+        "FSP_AUDIT_FILE: {audit}"
+    );
+    assert!(store.is_file(), "FSP_STORE__PATH");
+    assert!(!dir.path().join("appointments.db").exists());
+
+    // A bad value from the environment is named by its variable, not by the file.
+    let output = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("FSP_SALESFORCE__CLIENT_SECRET", "sandbox-secret")
+        .env("FSP_SERVER__BODY_LIMIT", "big")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment variable FSP_SERVER__BODY_LIMIT"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("proxy.toml"), "{stderr}");
+}

@@ -238,3 +238,59 @@ async fn malformed_calls_are_refused_before_salesforce_is_asked() {
     assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
     assert_eq!(sandbox.token_requests(), 0, "Salesforce was never asked");
 }
+
+#[tokio::test]
+async fn find_pages_with_count_and_needs_no_visit_type() {
+    let (app, _sandbox) = spawn_with_sandbox(example_mapping());
+    let mut query: Vec<(&str, String)> = one_day()
+        .into_iter()
+        .filter(|(name, _)| *name != "visit-type")
+        .collect();
+    query.push(("_count", "10".to_owned()));
+    let response = find(&app, &query).await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(response).await;
+    assert_eq!(body["total"], 16);
+    assert_eq!(body["entry"].as_array().unwrap().len(), 10);
+    let next = body["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .unwrap()
+        .to_owned();
+    let rest = json_body(app.client.get(&next).send().await.unwrap()).await;
+    assert_eq!(rest["entry"].as_array().unwrap().len(), 6);
+
+    // By POST the page size is in the URL, and the next link is the same search as a GET.
+    let parameters = json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "start", "valueDate": "2025-09-20"},
+            {"name": "end", "valueDate": "2025-09-20"},
+            {"name": "practitioner", "valueReference": {"reference": format!("Practitioner/{PRACTITIONER}")}}
+        ]
+    });
+    let posted = app
+        .client
+        .post(format!("{}/fhir/Appointment/$find?_count=10", app.address))
+        .header("Content-Type", "application/fhir+json")
+        .body(parameters.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let body = json_body(posted).await;
+    assert_eq!(body["entry"].as_array().unwrap().len(), 10);
+    let next = body["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .unwrap()
+        .to_owned();
+    let rest = json_body(app.client.get(&next).send().await.unwrap()).await;
+    assert_eq!(rest["entry"].as_array().unwrap().len(), 6, "{next}");
+}

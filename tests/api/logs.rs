@@ -470,6 +470,24 @@ async fn audit_file_holds_the_trail(rust_log: &str) {
     let issued = send(&c, token_request(&assertion), false).await;
     let replayed = send(&c, token_request(&assertion), false).await;
     let refused = send(&c, post(), false).await;
+    // A known client refused for its scope (its token grants Appointment.c, not Slot.s): the
+    // refusal is attributed to it.
+    let second = sign(&SMART_KEY, "smart-1", &assertion_claims("smart-1"));
+    let token: Value = c
+        .execute(token_request(&second).build().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let denied = send(
+        &c,
+        c.get(format!("{base}/Slot?start=ge2025-09-20"))
+            .bearer_auth(access),
+        false,
+    )
+    .await;
     let stderr = proxy.finish();
 
     // Assert: each file holds its audit lines, as JSON, and nothing else.
@@ -488,7 +506,17 @@ async fn audit_file_holds_the_trail(rust_log: &str) {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    assert_eq!(lines.len(), 6, "{rust_log}: {text}");
+    assert_eq!(lines.len(), 8, "{rust_log}: {text}");
+    assert_eq!(denied.status, 403);
+    let line = &lines[7];
+    assert_eq!(line["message"], "FHIR interaction", "{line}");
+    assert_eq!(line["interaction"], "search-slot", "{line}");
+    assert_eq!(line["request_id"], denied.request_id.as_str(), "{line}");
+    assert_eq!(line["http_status"], 403, "{line}");
+    assert_eq!(
+        line["client_id"], "smart-1",
+        "a refusal names the client: {line}"
+    );
     assert_eq!(
         std::fs::read_to_string(&rotated).unwrap().lines().count(),
         1

@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod find;
 mod helpers;
+mod large_bodies;
 mod limits;
 mod logs;
 mod lookups;

@@ -146,7 +146,8 @@ async fn the_statement_comes_in_json_and_xml_and_tells_what_this_build_serves() 
             "service-type",
             "service-category",
             "appointment-type",
-            "status"
+            "status",
+            "_count"
         ]
     );
     assert_nothing_sent(&sandbox);

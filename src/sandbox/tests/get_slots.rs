@@ -254,12 +254,6 @@ async fn get_slots_enforces_its_rules() {
     };
     let mut codes_only = without("workTypeId");
     codes_only["serviceTypes"] = json!(["serviceTypeCode1"]);
-    let one_of = json!({
-        "errorCode": "INVALID_INPUT",
-        "message": "One of workTypeId, appointmentTypes, serviceTypes or serviceCategories is \
-                    required",
-        "fields": ["workTypeId", "appointmentTypes", "serviceTypes", "serviceCategories"]
-    });
     let source_required = error(
         "INVALID_INPUT",
         "sourceSystem",
@@ -387,9 +381,10 @@ async fn get_slots_enforces_its_rules() {
             }]),
         ),
         (
-            "nothing says what to find",
+            // §2.3: without a work type only a sourceSystem is required, not codes.
+            "neither a work type nor a sourceSystem",
             without("workTypeId"),
-            json!([one_of, source_required.clone()]),
+            json!([source_required.clone()]),
         ),
         (
             "codes without sourceSystem",
@@ -425,6 +420,12 @@ async fn get_slots_enforces_its_rules() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
         assert_eq!(answer, expected, "{name}");
     }
+
+    // A sourceSystem stands in for the work type; no codes are needed.
+    let mut by_source = without("workTypeId");
+    by_source["sourceSystem"] = json!("Salesforce");
+    let (status, answer) = get_slots(&sandbox, &token, &by_source).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 
     let auth = format!("Bearer {token}");
     let (status, answer) = send(&sandbox, reqwest::Method::POST, SLOTS, Some(&auth), b"[]").await;
