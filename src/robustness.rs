@@ -121,17 +121,27 @@ fn map(parsed: &fhirbolt::model::r4::resources::Appointment, mapping: &Mapping, 
 }
 
 fn bundle(body: &[u8], format: Format, mapping: &Mapping, fed: &mut Fed) {
-    match read_bundle(body, format) {
-        Err(issue) => fed.refused.push(ProxyError::Unparseable(issue)),
-        Ok(bundle) => {
-            fed.accepted.push("bundle read");
-            for entry in &bundle.entries {
-                let Some(resource) = &entry.resource else {
-                    continue;
-                };
+    // As the handler does: the Bundle and its entries are read in one parser job.
+    let body = body.to_vec();
+    let read = crate::fhir::pool::run_blocking(move || {
+        let bundle = read_bundle(&body, format)?;
+        Ok(bundle
+            .entries
+            .into_iter()
+            .filter_map(|entry| entry.resource)
+            .map(|resource| {
                 resource.resource_type();
                 resource.binary();
-                match resource.appointment() {
+                resource.appointment()
+            })
+            .collect::<Vec<_>>())
+    });
+    match read {
+        Err(issue) => fed.refused.push(ProxyError::Unparseable(issue)),
+        Ok(entries) => {
+            fed.accepted.push("bundle read");
+            for entry in entries {
+                match entry {
                     Err(issue) => fed.refused.push(ProxyError::Unparseable(issue)),
                     Ok(parsed) => {
                         fed.accepted.push("bundle entry parsed");

@@ -12,7 +12,7 @@ use fhirbolt::model::r4::resources::Appointment;
 use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::Issue;
-use crate::fhir::parse::parse_appointment;
+use crate::fhir::parse::{parse_appointment, read_appointment};
 use crate::fhir::rules::{RuleOptions, check_appointment};
 use crate::mapping::lookup::{is_pending_lookup, needed_lookups};
 use crate::mapping::{Mapping, book_request, book_request_with};
@@ -121,7 +121,9 @@ pub async fn translate_cached(
     mapping: &Mapping,
     salesforce: &SalesforceClient,
 ) -> Result<(Appointment, BookAppointmentRequest), ProxyError> {
-    let appointment = parse_appointment(body, format).map_err(ProxyError::Unparseable)?;
+    let appointment = read_appointment(body.to_vec(), format)
+        .await
+        .map_err(ProxyError::Unparseable)?;
     check_rules(&appointment, mapping)?;
     let keys = needed_lookups(&appointment, mapping);
     let resolved = lookup::cached(salesforce, &mapping.lookup_cache, &keys).await;

@@ -68,6 +68,11 @@ hz=$(getconf CLK_TCK)
 curl -s -o /dev/null -X POST "http://127.0.0.1:$proxy_port/fhir/Appointment" \
   -H 'Content-Type: application/fhir+json' -H "X-API-Key: $key" --data-binary @examples/appointment.json
 before=$(ticks)
+# FSP_LOAD_PERF=FILE also records where the proxy spends its CPU (perf from Debian's linux-perf).
+if [ -n "${FSP_LOAD_PERF:-}" ]; then
+  perf record -F 499 --call-graph dwarf,16384 -p $proxy_pid -o "$FSP_LOAD_PERF" -- sleep "$seconds" \
+    >/dev/null 2>&1 &
+fi
 out=$(FSP_LOAD_BODY=examples/appointment.json FSP_LOAD_KEY="$key" FSP_LOAD_RUN="$RANDOM$RANDOM" \
   pin 0 wrk -t1 -c"$connections" -d"${seconds}s" -s benches/load/book.lua \
   "http://127.0.0.1:$proxy_port" 2>&1)

@@ -18,7 +18,8 @@ use serde_json::Value;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::{
-    MAX_MARKUP_ATTRIBUTES, MAX_XML_DEPTH, body_text, limit_attributes, parse_appointment,
+    MAX_MARKUP_ATTRIBUTES, MAX_XML_DEPTH, body_text, json_to_appointment, limit_attributes,
+    parse_appointment_here, read_json_bundle, wrong_resource_type,
 };
 
 /// The FHIR XML namespace.
@@ -65,8 +66,14 @@ pub struct EntryRequest {
 /// An entry's resource, cut out of the Bundle as it was sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EntryResource {
-    /// The resource's JSON object.
-    Json(Value),
+    /// The resource's JSON object, and its first problem as [`crate::fhir::parse`] checks a
+    /// resource (found while the Bundle was read: the resource is read once).
+    Json {
+        /// The resource.
+        value: Value,
+        /// What is wrong with it, its expression relative to the resource.
+        issue: Option<Issue>,
+    },
     /// A standalone XML document holding only the resource, with the FHIR namespace declared on
     /// its root and whitespace in front so line and column numbers match the Bundle's.
     Xml {
@@ -81,25 +88,35 @@ impl EntryResource {
     /// The resource type, when one is named.
     pub fn resource_type(&self) -> Option<&str> {
         match self {
-            EntryResource::Json(value) => value.get("resourceType").and_then(Value::as_str),
+            EntryResource::Json { value, .. } => value.get("resourceType").and_then(Value::as_str),
             EntryResource::Xml { resource_type, .. } => Some(resource_type),
         }
     }
 
-    /// Parses the resource as an Appointment with the guarded parser.
+    /// Parses the resource as an Appointment, on this thread (a Bundle is read in one parser job,
+    /// see [`crate::fhir::pool`]): a JSON resource straight from the value read with the Bundle,
+    /// an XML one from its standalone document.
     ///
     /// # Errors
     /// The parser's issue, with expressions relative to the Appointment.
-    pub fn appointment(&self) -> Result<fhirbolt::model::r4::resources::Appointment, Issue> {
+    pub fn appointment(self) -> Result<fhirbolt::model::r4::resources::Appointment, Issue> {
         match self {
-            EntryResource::Json(value) => {
-                let bytes = serde_json::to_vec(value).map_err(|_| {
-                    Issue::general(IssueCode::Structure, "the resource could not be read")
-                })?;
-                parse_appointment(&bytes, Format::Json)
+            EntryResource::Json {
+                issue: Some(issue), ..
+            } => Err(issue),
+            EntryResource::Json { value, issue: None } => {
+                match value.get("resourceType").and_then(Value::as_str) {
+                    Some("Appointment") => json_to_appointment(value),
+                    Some(kind) => Err(wrong_resource_type(kind)),
+                    None => Err(Issue::general(
+                        IssueCode::Structure,
+                        "the resource has no `resourceType` property; expected \"resourceType\": \
+                         \"Appointment\"",
+                    )),
+                }
             }
             EntryResource::Xml { document, .. } => {
-                parse_appointment(document.as_bytes(), Format::Xml)
+                parse_appointment_here(document.as_bytes(), Format::Xml)
             }
         }
     }
@@ -108,7 +125,7 @@ impl EntryResource {
     /// Bundle; `None` for anything else.
     pub fn binary(&self) -> Option<(String, String)> {
         match self {
-            EntryResource::Json(value) => {
+            EntryResource::Json { value, .. } => {
                 if value.get("resourceType").and_then(Value::as_str) != Some("Binary") {
                     return None;
                 }
@@ -170,23 +187,21 @@ fn bundle_type(value: Option<&str>) -> Result<BundleType, Issue> {
 // JSON
 
 fn read_json(text: &str) -> Result<RawBundle, Issue> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        structure(format!(
-            "the body is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let (mut value, issues) = read_json_bundle(text)?;
     if value.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(not_a_bundle());
     }
     let bundle_type = bundle_type(value.get("type").and_then(Value::as_str))?;
-    let entries = match value.get("entry") {
+    let mut issues = issues.into_iter().peekable();
+    let entries = match value.get_mut("entry").map(Value::take) {
         None => Vec::new(),
         Some(Value::Array(entries)) => entries
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(index, entry)| json_entry(index, entry))
+            .map(|(index, entry)| {
+                let issue = issues.next_if(|(i, _)| *i == index).map(|(_, issue)| issue);
+                json_entry(index, entry, issue)
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => {
             return Err(Issue::at(
@@ -202,7 +217,7 @@ fn read_json(text: &str) -> Result<RawBundle, Issue> {
     })
 }
 
-fn json_entry(index: usize, entry: &Value) -> Result<RawEntry, Issue> {
+fn json_entry(index: usize, mut entry: Value, issue: Option<Issue>) -> Result<RawEntry, Issue> {
     if !entry.is_object() {
         return Err(Issue::at(
             IssueCode::Structure,
@@ -220,7 +235,10 @@ fn json_entry(index: usize, entry: &Value) -> Result<RawEntry, Issue> {
     });
     Ok(RawEntry {
         request,
-        resource: entry.get("resource").cloned().map(EntryResource::Json),
+        resource: entry
+            .get_mut("resource")
+            .map(Value::take)
+            .map(|value| EntryResource::Json { value, issue }),
     })
 }
 
@@ -533,7 +551,7 @@ mod tests {
         );
         let resource = read.entries[0].resource.as_ref().unwrap();
         assert_eq!(resource.resource_type(), Some("Appointment"));
-        let appointment = resource.appointment().expect("the cut-out parses");
+        let appointment = resource.clone().appointment().expect("the cut-out parses");
         assert_eq!(appointment.status.value.as_deref(), Some("booked"));
         assert_eq!(read.entries[1].resource, None);
         assert_eq!(
@@ -560,7 +578,7 @@ mod tests {
         );
         let issue = read.entries[0]
             .resource
-            .as_ref()
+            .clone()
             .unwrap()
             .appointment()
             .unwrap_err();
@@ -579,11 +597,17 @@ mod tests {
             read.entries[0].resource.as_ref().unwrap().binary(),
             Some(("application/json-patch+json".into(), "W10=".into()))
         );
-        let json =
-            EntryResource::Json(json!({"resourceType": "Binary", "contentType": "a", "data": "b"}));
+        let json = EntryResource::Json {
+            value: json!({"resourceType": "Binary", "contentType": "a", "data": "b"}),
+            issue: None,
+        };
         assert_eq!(json.binary(), Some(("a".into(), "b".into())));
         assert_eq!(
-            EntryResource::Json(json!({"resourceType": "Appointment"})).binary(),
+            EntryResource::Json {
+                value: json!({"resourceType": "Appointment"}),
+                issue: None
+            }
+            .binary(),
             None
         );
     }

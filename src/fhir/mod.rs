@@ -7,6 +7,7 @@ pub mod format;
 pub mod outcome;
 pub mod parameters;
 pub mod parse;
+pub mod pool;
 pub mod rules;
 pub mod search;
 

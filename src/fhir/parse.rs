@@ -5,16 +5,18 @@
 //! - cheap structural pre-checks that turn the common mistakes into precise messages (JSON syntax
 //!   with line and column, duplicate keys, nulls and empty arrays, the wrong resource type; XML
 //!   well-formedness, DOCTYPEs, namespaces, the root element);
+//! - one pass over each body: JSON is read into a value by a serde visitor that checks the R4 JSON
+//!   rules as it goes (duplicate keys included), and fhirbolt then converts that value, never the
+//!   text again; a Bundle's entries come out of the Bundle's one pass;
 //! - protection of the process: fhirbolt recurses once per nesting level with large frames and
-//!   panics on some malformed input, so documents are depth-limited, fhirbolt runs on a dedicated
-//!   thread with a known, generous stack, and its panics are caught;
+//!   panics on some malformed input, so documents are depth-limited, fhirbolt runs on the parser
+//!   threads of [`super::pool`] (a generous stack, off the event loop), and its panics are caught;
 //! - privacy: fhirbolt and serde messages can quote values from the body, so every message is
 //!   rebuilt or scrubbed before it reaches an [`Issue`] — element names survive, values do not.
 //!
 //! Every error is a single [`Issue`], normally `structure`, `required` or `invalid` (the caller
-//! answers 400); the one exception is `transient` when no parser thread could be started (503).
+//! answers 400); the one exception is `transient` when the parser threads are all busy (503).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -30,15 +32,10 @@ use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 
 /// The deepest element nesting accepted in XML, counting the root as 1. fhirbolt recurses once per
-/// level; the limit keeps that recursion well inside [`PARSER_STACK_SIZE`]. (JSON is bounded by
+/// level; the limit keeps that recursion well inside a parser thread's stack
+/// ([`super::pool::STACK_SIZE`]). (JSON is bounded by
 /// serde_json's own recursion limit of 128 arrays/objects, which is the same order of depth.)
 pub const MAX_XML_DEPTH: usize = 64;
-
-/// Stack for the thread fhirbolt runs on. A stack overflow aborts the whole process and cannot be
-/// caught, and fhirbolt's frames are large: in a debug build 63 nested extensions (XML depth 64)
-/// need about 3 MiB and overflow the 2 MiB a std or actix worker thread has by default. 16 MiB is
-/// address space, not memory: pages are only committed as the parser touches them.
-const PARSER_STACK_SIZE: usize = 16 * 1024 * 1024;
 
 /// The FHIR XML namespace.
 const FHIR_NS: &str = "http://hl7.org/fhir";
@@ -47,11 +44,35 @@ const FHIR_NS: &str = "http://hl7.org/fhir";
 /// allowed field and would otherwise run to kilobytes.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-/// Parses a request body in `format` into an R4 Appointment.
+/// Parses a request body in `format` into an R4 Appointment, on a parser thread (see
+/// [`super::pool`]), awaiting it: what request handlers call.
 ///
 /// Never panics (fhirbolt panics are caught and become `structure` issues) and never echoes values
 /// from the body in diagnostics. A leading UTF-8 byte-order mark is tolerated.
+///
+/// # Errors
+/// One issue, normally `structure`, `required` or `invalid` (a 400); `transient` (a 503) when
+/// the parser threads are all busy and their queue is full.
+pub async fn read_appointment(
+    body: impl AsRef<[u8]> + Send + 'static,
+    format: Format,
+) -> Result<Appointment, Issue> {
+    super::pool::run(move || parse_appointment_here(body.as_ref(), format)).await
+}
+
+/// [`read_appointment`] for callers that are not async (the command line, tests): blocks the
+/// calling thread until a parser thread has parsed the body.
+///
+/// # Errors
+/// As [`read_appointment`].
 pub fn parse_appointment(body: &[u8], format: Format) -> Result<Appointment, Issue> {
+    let body = body.to_vec();
+    super::pool::run_blocking(move || parse_appointment_here(&body, format))
+}
+
+/// Parses on the calling thread, which must be a parser thread (or have as big a stack): for code
+/// that already runs in a parser job (a Bundle's entries).
+pub(crate) fn parse_appointment_here(body: &[u8], format: Format) -> Result<Appointment, Issue> {
     let text = body_text(body)?;
     match format {
         Format::Json => parse_json(text),
@@ -101,11 +122,33 @@ fn strict() -> Option<DeserializationConfig> {
 // JSON
 
 fn parse_json(text: &str) -> Result<Appointment, Issue> {
-    // serde_json's default recursion limit (128) bounds the depth here, before anything recurses
-    // without a limit.
-    let value: Value = serde_json::from_str(text).map_err(|e| json_syntax_issue(&e))?;
-    // A `Value` keeps only the last of duplicate keys, silently; R4 says names SHALL be unique.
-    reject_duplicate_keys(text)?;
+    let value = read_json(text, "Appointment")?;
+    json_to_appointment(value)
+}
+
+/// Reads a JSON resource in one pass: the value, built while every R4 JSON rule fhirbolt does not
+/// enforce is checked (unique property names, no `null` property values, no empty arrays or
+/// objects, property names that look like element names) and the `resourceType` is the one
+/// expected. `root` is the FHIRPath of the resource (`Appointment`, `Bundle`, `Parameters`).
+///
+/// The first problem is reported, in the order the separate passes of earlier versions found
+/// them: a syntax error anywhere, then a duplicate property, then the resource type, then the
+/// first shape problem in document order.
+///
+/// # Errors
+/// A `structure` issue (with the element's FHIRPath for shape problems), or `invalid` for
+/// another resource type.
+pub(crate) fn read_json(text: &str, root: &str) -> Result<Value, Issue> {
+    let mut state = JsonState::strict(root);
+    // serde_json's recursion limit (128) bounds the depth, before anything recurses further.
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = CheckedJson { state: &mut state }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|e| json_syntax_issue(&e))?;
+    if let Some(duplicate) = state.duplicate {
+        return Err(duplicate);
+    }
     let Value::Object(object) = &value else {
         return Err(structure(
             "the JSON body must be an object (a FHIR resource)",
@@ -114,25 +157,246 @@ fn parse_json(text: &str) -> Result<Appointment, Issue> {
     // R4 json.html: parsers cannot assume resourceType comes first, so look it up by name.
     match object.get("resourceType") {
         None => {
-            return Err(structure(
-                "the resource has no `resourceType` property; expected \"resourceType\": \"Appointment\"",
+            return Err(structure(format!(
+                "the resource has no `resourceType` property; expected \"resourceType\": \"{root}\""
+            )));
+        }
+        Some(Value::String(kind)) if kind == root => {}
+        Some(Value::String(kind)) if root == "Appointment" => {
+            return Err(wrong_resource_type(kind));
+        }
+        Some(Value::String(_)) => {
+            return Err(Issue::general(
+                IssueCode::Invalid,
+                format!("expected a {root}"),
             ));
         }
-        Some(Value::String(kind)) if kind == "Appointment" => {}
-        Some(Value::String(kind)) => return Err(wrong_resource_type(kind)),
         Some(_) => return Err(structure("`resourceType` must be a string")),
     }
-    check_json_shape(&value, &mut String::from("Appointment"))?;
-    json_to_appointment(value)
+    match state.shape {
+        Some(issue) => Err(issue),
+        None => Ok(value),
+    }
 }
 
-/// fhirbolt's half of JSON parsing, on the guarded thread.
-fn json_to_appointment(mut value: Value) -> Result<Appointment, Issue> {
+/// Reads a Bundle's JSON in one pass, its frame as it is and each entry's `resource` checked as
+/// [`read_json`] checks a resource: the Bundle, and each entry resource's first problem (its
+/// expression relative to the resource, `Appointment…`), by entry index, so that one bad entry of
+/// a batch fails alone.
+///
+/// # Errors
+/// A `structure` issue for a body that is not JSON.
+pub(crate) fn read_json_bundle(text: &str) -> Result<(Value, Vec<(usize, Issue)>), Issue> {
+    let mut state = JsonState {
+        strict: false,
+        ..JsonState::strict("Bundle")
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = CheckedJson { state: &mut state }
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|e| json_syntax_issue(&e))?;
+    Ok((value, state.entry_issues))
+}
+
+/// What [`CheckedJson`] learns on its way: where it is, and the first problems of each kind.
+struct JsonState {
+    /// The FHIRPath of the value being read.
+    path: String,
+    /// The first shape problem.
+    shape: Option<Issue>,
+    /// The first repeated property name.
+    duplicate: Option<Issue>,
+    /// Whether the rules apply here (not in a Bundle's frame, where only entry resources are
+    /// checked).
+    strict: bool,
+    /// In a Bundle's frame: each entry resource's first problem, by entry index.
+    entry_issues: Vec<(usize, Issue)>,
+}
+
+impl JsonState {
+    fn strict(root: &str) -> JsonState {
+        JsonState {
+            path: String::from(root),
+            shape: None,
+            duplicate: None,
+            strict: true,
+            entry_issues: Vec::new(),
+        }
+    }
+
+    fn shape_issue(&mut self, path: &str, diagnostics: String) {
+        if self.strict && self.shape.is_none() {
+            self.shape = Some(Issue::at(IssueCode::Structure, path, diagnostics));
+        }
+    }
+
+    /// The index of the entry whose `resource` starts here, in a Bundle's frame
+    /// (`Bundle.entry[3]` → 3).
+    fn entry_at(&self, key: &str) -> Option<usize> {
+        if self.strict || key != "resource" {
+            return None;
+        }
+        self.path
+            .strip_prefix("Bundle.entry[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    }
+}
+
+/// serde_json's name for an arbitrary-precision number, which arrives as a one-entry map (fhirbolt
+/// turns on `arbitrary_precision` so that decimals keep their exact digits).
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// Builds a [`Value`] while checking it (see [`read_json`]).
+struct CheckedJson<'s> {
+    state: &'s mut JsonState,
+}
+
+impl<'de> DeserializeSeed<'de> for CheckedJson<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedJson<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let base = self.state.path.len();
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            use std::fmt::Write as _;
+            let _ = write!(self.state.path, "[{}]", items.len());
+            let item = seq.next_element_seed(CheckedJson {
+                state: &mut *self.state,
+            })?;
+            self.state.path.truncate(base);
+            match item {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let state = self.state;
+        let base = state.path.len();
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == JSON_NUMBER_TOKEN && object.is_empty() {
+                let digits: String = map.next_value()?;
+                return digits
+                    .parse::<serde_json::Number>()
+                    .map(Value::Number)
+                    .map_err(serde::de::Error::custom);
+            }
+            if let Some(index) = state.entry_at(&key) {
+                // An entry's resource is checked on its own, relative to itself.
+                let mut entry = JsonState::strict("Appointment");
+                let value = map.next_value_seed(CheckedJson { state: &mut entry })?;
+                if let Some(issue) = entry.duplicate.or(entry.shape) {
+                    state.entry_issues.push((index, issue));
+                }
+                object.insert(key, value);
+                continue;
+            }
+            if state.strict && object.contains_key(&key) && state.duplicate.is_none() {
+                let name = if is_element_name(&key) {
+                    format!("`{key}`")
+                } else {
+                    "name".to_string()
+                };
+                state.duplicate = Some(structure(format!(
+                    "the JSON has a duplicate property {name}; R4 JSON property names SHALL be \
+                     unique"
+                )));
+            }
+            if !is_element_name(&key) {
+                let at = state.path[..base].to_owned();
+                state.shape_issue(&at, "a property name is not a FHIR element name".to_owned());
+            }
+            state.path.push('.');
+            state.path.push_str(&key);
+            let value = map.next_value_seed(CheckedJson { state: &mut *state })?;
+            match &value {
+                Value::Null => {
+                    let at = state.path.clone();
+                    state.shape_issue(
+                        &at,
+                        format!(
+                            "`{key}` is null; R4 JSON leaves an element out instead of sending null"
+                        ),
+                    );
+                }
+                Value::Array(items) if items.is_empty() => {
+                    let at = state.path.clone();
+                    state.shape_issue(
+                        &at,
+                        format!(
+                            "`{key}` is an empty array; R4 JSON leaves an element out instead of \
+                             sending an empty array"
+                        ),
+                    );
+                }
+                _ => {}
+            }
+            state.path.truncate(base);
+            object.insert(key, value);
+        }
+        if object.is_empty() {
+            let at = state.path[..base].to_owned();
+            state.shape_issue(
+                &at,
+                "an empty object; R4 JSON objects are never empty".to_owned(),
+            );
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// fhirbolt's half of JSON parsing, on a parser thread: a value [`read_json`] checked.
+pub(crate) fn json_to_appointment(mut value: Value) -> Result<Appointment, Issue> {
     // fhirbolt refuses a resource whose required `status` (or a participant's) is missing, with a
     // message that cannot say which one; R4's cardinality is a rule the rules module reports with
     // the element's FHIRPath (a 422). So a placeholder lets parsing finish and is removed again.
     fill_missing_statuses(&mut value);
-    let appointment = run_guarded(move || {
+    let appointment = guarded(move || {
         fhirbolt::json::from_json_value::<Appointment>(value, strict())
             .map_err(|e| does_not_match(&e.to_string()))
     })?;
@@ -197,7 +461,7 @@ fn json_syntax_issue(error: &serde_json::Error) -> Issue {
     structure(diagnostics)
 }
 
-fn wrong_resource_type(kind: &str) -> Issue {
+pub(crate) fn wrong_resource_type(kind: &str) -> Issue {
     // A resource type name is not patient data, but only echo something that looks like one.
     let named =
         !kind.is_empty() && kind.len() <= 64 && kind.bytes().all(|b| b.is_ascii_alphabetic());
@@ -210,155 +474,6 @@ fn wrong_resource_type(kind: &str) -> Issue {
         IssueCode::Invalid,
         format!("expected an Appointment, got {got}"),
     )
-}
-
-fn reject_duplicate_keys(text: &str) -> Result<(), Issue> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    UniqueKeys
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end())
-        // The only data error UniqueKeys raises is its own duplicate-key message, which names the
-        // key only when it looks like an element name; it is scrubbed again all the same.
-        .map_err(|e| {
-            structure(format!(
-                "{}; R4 JSON property names SHALL be unique",
-                scrub(&e.to_string())
-            ))
-        })
-}
-
-/// Walks a JSON document (no values kept) and fails on the first object with a repeated key.
-struct UniqueKeys;
-
-impl<'de> DeserializeSeed<'de> for UniqueKeys {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for UniqueKeys {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(UniqueKeys)?.is_some() {}
-        Ok(())
-    }
-
-    // With serde_json's `arbitrary_precision` (which fhirbolt enables) numbers also arrive here, as
-    // a one-entry map; that needs no special case.
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                let name = if is_element_name(&key) {
-                    format!("`{key}`")
-                } else {
-                    "name".to_string()
-                };
-                return Err(serde::de::Error::custom(format!(
-                    "the JSON has a duplicate property {name}"
-                )));
-            }
-            map.next_value_seed(UniqueKeys)?;
-        }
-        Ok(())
-    }
-}
-
-/// R4 JSON rules fhirbolt does not enforce (json.html): no `null` property values, no empty
-/// arrays, no empty objects; and property names must look like element names. Besides giving a
-/// precise location, this keeps fhirbolt away from empty arrays, which make it panic inside
-/// contained resources.
-fn check_json_shape(value: &Value, path: &mut String) -> Result<(), Issue> {
-    match value {
-        Value::Object(object) => {
-            if object.is_empty() {
-                return Err(Issue::at(
-                    IssueCode::Structure,
-                    path.as_str(),
-                    "an empty object; R4 JSON objects are never empty",
-                ));
-            }
-            for (key, item) in object {
-                if !is_element_name(key) {
-                    return Err(Issue::at(
-                        IssueCode::Structure,
-                        path.as_str(),
-                        "a property name is not a FHIR element name",
-                    ));
-                }
-                let len = path.len();
-                path.push('.');
-                path.push_str(key);
-                match item {
-                    Value::Null => {
-                        return Err(Issue::at(
-                            IssueCode::Structure,
-                            path.as_str(),
-                            format!(
-                                "`{key}` is null; R4 JSON leaves an element out instead of sending null"
-                            ),
-                        ));
-                    }
-                    Value::Array(items) if items.is_empty() => {
-                        return Err(Issue::at(
-                            IssueCode::Structure,
-                            path.as_str(),
-                            format!(
-                                "`{key}` is an empty array; R4 JSON leaves an element out instead of sending an empty array"
-                            ),
-                        ));
-                    }
-                    _ => check_json_shape(item, path)?,
-                }
-                path.truncate(len);
-            }
-        }
-        Value::Array(items) => {
-            let len = path.len();
-            for (index, item) in items.iter().enumerate() {
-                // `null` is allowed inside arrays: it aligns a primitive array with its `_name`
-                // twin.
-                if !item.is_null() {
-                    path.push_str(&format!("[{index}]"));
-                    check_json_shape(item, path)?;
-                    path.truncate(len);
-                }
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
-    }
-    Ok(())
 }
 
 /// What a FHIR element (or `_element`) name looks like; used to decide what may be echoed.
@@ -377,7 +492,7 @@ fn parse_xml(text: &str) -> Result<Appointment, Issue> {
     // The declaration (already checked) is cut off: fhirbolt insists on an upper-case
     // encoding="UTF-8", but encoding names are case-insensitive and many writers say "utf-8".
     let content = plan.placeholders.apply(text, plan.content_start);
-    let appointment = run_guarded(move || {
+    let appointment = guarded(move || {
         fhirbolt::xml::from_slice::<Appointment>(content.as_bytes(), strict())
             .map_err(|e| does_not_match(&e.to_string()))
     })?;
@@ -798,27 +913,11 @@ fn describe_xml_error(error: &quick_xml::Error) -> String {
 // ---------------------------------------------------------------------------------------------
 // Running fhirbolt
 
-/// Runs a fhirbolt call on a dedicated thread with [`PARSER_STACK_SIZE`] of stack, catching
-/// panics. fhirbolt 0.4 panics on some malformed input (see the tests), and a panic payload may
-/// quote the body, so it is dropped unread.
-fn run_guarded<T: Send>(parse: impl FnOnce() -> Result<T, Issue> + Send) -> Result<T, Issue> {
-    std::thread::scope(|scope| {
-        let spawned = std::thread::Builder::new()
-            .name("fhir-parse".into())
-            .stack_size(PARSER_STACK_SIZE)
-            .spawn_scoped(scope, move || catch_unwind(AssertUnwindSafe(parse)));
-        match spawned {
-            // Out of threads or memory: a server condition, not a bad request.
-            Err(_) => Err(Issue::general(
-                IssueCode::Transient,
-                "the server could not start parsing the request; retry later",
-            )),
-            Ok(handle) => match handle.join() {
-                Ok(Ok(result)) => result,
-                Ok(Err(_payload)) | Err(_payload) => Err(could_not_be_parsed()),
-            },
-        }
-    })
+/// Runs a fhirbolt call on this (parser) thread, catching its panics: fhirbolt 0.4 panics on some
+/// malformed input (see the tests), and a panic payload may quote the body, so it is dropped
+/// unread.
+fn guarded<T>(parse: impl FnOnce() -> Result<T, Issue>) -> Result<T, Issue> {
+    catch_unwind(AssertUnwindSafe(parse)).unwrap_or_else(|_| Err(could_not_be_parsed()))
 }
 
 fn does_not_match(message: &str) -> Issue {
@@ -1637,7 +1736,7 @@ mod tests {
 
     #[test]
     fn guard_turns_a_panic_into_a_structure_issue() {
-        let result: Result<(), Issue> = run_guarded(|| panic!("payload quoting {MARKER}"));
+        let result: Result<(), Issue> = guarded(|| panic!("payload quoting {MARKER}"));
         let issue = result.unwrap_err();
         assert_eq!(issue.code, IssueCode::Structure);
         assert_eq!(issue.diagnostics, "the resource could not be parsed");

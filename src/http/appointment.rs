@@ -16,7 +16,7 @@ use crate::audit::{self, AuditIds};
 use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::fhir::parse::parse_appointment;
+use crate::fhir::parse::read_appointment;
 use crate::fhir::search::IdentifierCriteria;
 use crate::mapping::booked_appointment;
 use crate::salesforce::wire::{CancelAppointmentRequest, UpdateAppointmentRequest};
@@ -70,7 +70,9 @@ pub async fn create(request: HttpRequest, payload: web::Payload, state: Tenant) 
         // Refused before the body is even parsed: a condition that cannot be evaluated must
         // never become an unconditional booking.
         let criteria = conditional(if_none_exist, request.query_string())?;
-        let appointment = parse_appointment(&body, body_format).map_err(ProxyError::Unparseable)?;
+        let appointment = read_appointment(body, body_format)
+            .await
+            .map_err(ProxyError::Unparseable)?;
         create_interaction(&state, appointment, criteria).await
     }
     .await;
@@ -94,7 +96,9 @@ pub async fn update(
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
         let body = read_body(&request, payload, state.body_limit).await?;
-        let appointment = parse_appointment(&body, body_format).map_err(ProxyError::Unparseable)?;
+        let appointment = read_appointment(body, body_format)
+            .await
+            .map_err(ProxyError::Unparseable)?;
         update_interaction(&state, &id, appointment).await
     }
     .await;
@@ -236,7 +240,7 @@ pub async fn create_interaction(
         (!own.is_empty()).then(|| IdentifierCriteria { all_of: vec![own] })
     });
     let request = check_and_map_resolving(&appointment, &state.mapping, &state.salesforce).await?;
-    if let Some(done) = one_booking(matching(state, criteria.as_ref()).await?)? {
+    if let Some(done) = one_booking(matching(state, criteria.as_ref()).await?).await? {
         tracing::info!("an appointment with this identifier was booked before; nothing sent");
         return Ok(done);
     }
@@ -248,11 +252,11 @@ pub async fn create_interaction(
         ClaimOutcome::Claimed(claim) => claim,
         // Booked (and recorded) by another request since the look above.
         ClaimOutcome::Booked(_) => {
-            return one_booking(matching(state, criteria.as_ref()).await?)?.ok_or(
-                ProxyError::InProgress {
+            return one_booking(matching(state, criteria.as_ref()).await?)
+                .await?
+                .ok_or(ProxyError::InProgress {
                     expires_in: std::time::Duration::ZERO,
-                },
-            );
+                });
         }
         ClaimOutcome::Busy { expires_in } => return Err(ProxyError::InProgress { expires_in }),
     };
@@ -372,16 +376,18 @@ pub async fn patch_interaction(
         ))
     })?;
     let body = serde_json::to_vec(&document).unwrap_or_default();
-    let appointment = parse_appointment(&body, Format::Json).map_err(|issue| {
-        ProxyError::Patch(Issue {
-            diagnostics: format!(
-                "the patched resource is not a valid Appointment: {}",
-                issue.diagnostics
-            ),
-            code: IssueCode::Processing,
-            ..issue
-        })
-    })?;
+    let appointment = read_appointment(body, Format::Json)
+        .await
+        .map_err(|issue| {
+            ProxyError::Patch(Issue {
+                diagnostics: format!(
+                    "the patched resource is not a valid Appointment: {}",
+                    issue.diagnostics
+                ),
+                code: IssueCode::Processing,
+                ..issue
+            })
+        })?;
     update_interaction(state, id, appointment).await
 }
 
@@ -458,11 +464,13 @@ fn identifier_keys(appointment: &Appointment) -> Vec<String> {
 }
 
 /// The one earlier booking found (200), none, or several (412).
-fn one_booking(found: Vec<StoredAppointment>) -> Result<Option<Done>, ProxyError> {
-    match found.as_slice() {
-        [] => Ok(None),
-        [only] => {
-            let appointment = parse_appointment(only.resource.as_bytes(), Format::Json)
+async fn one_booking(mut found: Vec<StoredAppointment>) -> Result<Option<Done>, ProxyError> {
+    match found.len() {
+        0 => Ok(None),
+        1 => {
+            let stored = found.remove(0).resource.into_bytes();
+            let appointment = read_appointment(stored, Format::Json)
+                .await
                 .map_err(|_| ProxyError::Store(StoreError::corrupt()))?;
             Ok(Some(Done {
                 status: StatusCode::OK,

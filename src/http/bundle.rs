@@ -30,6 +30,7 @@ use crate::error::ProxyError;
 use crate::fhir::bundle::{self, BundleType, EntryResource, RawEntry};
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
+use crate::fhir::pool;
 use crate::fhir::search::IdentifierCriteria;
 use crate::salesforce::wire::CancelAppointmentRequest;
 use crate::translation::check_and_map_resolving;
@@ -69,7 +70,10 @@ pub async fn process(request: HttpRequest, payload: web::Payload, state: Tenant)
     let result = async {
         let body_format = body_format.map_err(ProxyError::UnsupportedMediaType)?;
         let body = read_body(&request, payload, state.body_limit).await?;
-        read_bundle(&body, body_format, &access)
+        // The Bundle and every entry's resource are read in one parser job.
+        pool::run(move || Ok(read_bundle(&body, body_format, &access)))
+            .await
+            .map_err(ProxyError::Unparseable)?
     }
     .await;
     let (kind, entries, kinds) = match result {
@@ -188,8 +192,8 @@ fn read_entry(index: usize, entry: RawEntry, access: &Access) -> Result<Interact
         .next()
         .unwrap_or_default()
         .trim_start_matches('/');
-    let resource = entry.resource.as_ref();
-    let appointment = || -> Result<Box<Appointment>, ProxyError> {
+    let resource = entry.resource;
+    let appointment = |resource: Option<EntryResource>| -> Result<Box<Appointment>, ProxyError> {
         let resource = resource.ok_or_else(|| {
             ProxyError::Unparseable(Issue::at(
                 IssueCode::Required,
@@ -216,17 +220,18 @@ fn read_entry(index: usize, entry: RawEntry, access: &Access) -> Result<Interact
                     other => other,
                 })?;
             Ok(Interaction::Create {
-                appointment: appointment()?,
+                appointment: appointment(resource)?,
                 criteria,
             })
         }
         ("PUT", ["Appointment", id]) => Ok(Interaction::Update {
             id: (*id).to_owned(),
-            appointment: appointment()?,
+            appointment: appointment(resource)?,
         }),
         ("PATCH", ["Appointment", id]) => {
             // In a Bundle a JSON Patch travels as a Binary resource.
             let patch = resource
+                .as_ref()
                 .and_then(EntryResource::binary)
                 .filter(|(content_type, _)| content_type.starts_with("application/json-patch+json"))
                 .and_then(|(_, data)| base64::engine::general_purpose::STANDARD.decode(data).ok())
