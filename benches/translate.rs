@@ -62,8 +62,8 @@ fn benches(c: &mut Criterion) {
     group.bench_function("read 20-entry batch frame + parse each", |b| {
         b.iter(|| {
             let bundle = read_bundle(black_box(&body), Format::Json).unwrap();
-            for entry in &bundle.entries {
-                entry.resource.as_ref().unwrap().appointment().unwrap();
+            for entry in bundle.entries {
+                entry.resource.unwrap().appointment().unwrap();
             }
         })
     });
