@@ -5,11 +5,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fhir_salesforce_proxy::booking::resolve::translate;
 use fhir_salesforce_proxy::fhir::bundle::read_bundle;
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::parse::parse_appointment;
 use fhir_salesforce_proxy::mapping::{EXAMPLE_APPOINTMENT, EXAMPLE_MAPPING, Mapping, book_request};
-use fhir_salesforce_proxy::translation::translate;
 use fhirbolt::model::r4::resources::Appointment;
 
 fn inputs() -> (Mapping, Vec<u8>, Vec<u8>) {

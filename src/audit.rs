@@ -17,10 +17,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
 
-use crate::http::tenant::{TENANT_SEGMENT, Tenants};
+use crate::http::tenant::TENANT_SEGMENT;
 use crate::interaction::Interaction;
 use crate::metrics::{self, Metrics};
 use crate::salesforce::id::is_salesforce_id;
+use crate::tenants::Tenants;
 
 /// The tracing target of audit lines.
 pub const TARGET: &str = "audit";
@@ -307,7 +308,7 @@ pub fn tenant_label(request: &HttpRequest) -> String {
     let name = request.match_info().get(TENANT_SEGMENT);
     let known = request
         .app_data::<web::Data<Tenants>>()
-        .is_some_and(|t| t.for_request(request).is_ok());
+        .is_some_and(|t| crate::http::tenant::for_request(t, request).is_ok());
     match (name, known) {
         (_, false) => "(unknown)".to_owned(),
         (None, true) => metrics::DEFAULT_TENANT.to_owned(),

@@ -145,6 +145,21 @@ pub enum ProxyError {
     /// SMART discovery was asked of a proxy without `auth.public_url`.
     #[error("SMART Backend Services not configured")]
     SmartNotConfigured,
+    /// A transaction Bundle was refused before anything was booked, or failed part-way and was
+    /// undone.
+    #[error("transaction failed: {}", .0.cause)]
+    Transaction(Box<TransactionFailure>),
+}
+
+/// Why a transaction failed, and what it undid.
+#[derive(Debug)]
+pub struct TransactionFailure {
+    /// The entry's failure that decides the status (and `Retry-After`).
+    pub cause: ProxyError,
+    /// Every issue: each failed entry's, at its place in the Bundle, and what was undone.
+    pub issues: Vec<Issue>,
+    /// The ids booked (and cancelled again) by the entries before the one that failed, in order.
+    pub booked: Vec<String>,
 }
 
 /// What the client receives for an error.
@@ -189,6 +204,10 @@ impl ProxyError {
             ProxyError::Unparseable(issue) => (StatusCode::BAD_REQUEST, vec![issue.clone()], None),
             ProxyError::Unprocessable(issues) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, issues.clone(), None)
+            }
+            ProxyError::Transaction(failure) => {
+                let decided = failure.cause.outcome();
+                (decided.status, failure.issues.clone(), decided.retry_after)
             }
             ProxyError::UnknownTenant { named } => (
                 StatusCode::NOT_FOUND,

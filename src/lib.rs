@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod booking;
 pub mod config;
 pub mod error;
 pub mod fhir;
@@ -22,5 +23,5 @@ pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tenants;
 pub mod tls;
-pub mod translation;

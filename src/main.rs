@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use fhir_salesforce_proxy::auth::{self, Auth, AuthSettings, ClientSettings};
+use fhir_salesforce_proxy::booking::resolve::{NO_LOOKUPS_NOTE, translate};
 use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings, StoreSettings};
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
@@ -17,7 +18,6 @@ use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::{Application, Tenant};
 use fhir_salesforce_proxy::store::Store;
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
-use fhir_salesforce_proxy::translation::{NO_LOOKUPS_NOTE, translate};
 use secrecy::ExposeSecret;
 
 /// Book Salesforce Health Cloud appointments with FHIR R4.

@@ -24,9 +24,9 @@ use serde::Serialize;
 use crate::auth::Auth;
 use crate::config::{ServerSettings, Settings};
 use crate::error::ProxyError;
-use crate::http::tenant::Tenants;
 use crate::mapping::Mapping;
 use crate::server::Application;
+use crate::tenants::Tenants;
 
 /// What a successful reload did.
 #[derive(Debug, Clone, Serialize)]

@@ -15,6 +15,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::booking::resolve::check_and_map;
 use crate::error::ProxyError;
 use crate::fhir::bundle::read_bundle;
 use crate::fhir::format::{Format, serialize};
@@ -23,7 +24,6 @@ use crate::fhir::parse::parse_appointment;
 use crate::mapping::find::{FindQuery, find_request};
 use crate::mapping::lookup::needed_lookups;
 use crate::mapping::{EXAMPLE_MAPPING, Mapping, book_request, booked_appointment};
-use crate::translation::check_and_map;
 
 /// What became of one body: the readers that accepted it and every refusal, in order.
 #[derive(Debug, Default)]

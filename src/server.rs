@@ -15,13 +15,13 @@ use crate::audit;
 use crate::auth::Auth;
 use crate::config::{SalesforceSettings, ServerSettings};
 use crate::http::health::Readiness;
-use crate::http::tenant::Tenants;
-use crate::http::{self, AppState, RedactingRootSpan};
+use crate::http::{self, RedactingRootSpan};
 use crate::mapping::Mapping;
 use crate::metrics::{self, Metrics};
 use crate::reload::Reloader;
 use crate::salesforce::SalesforceClient;
 use crate::store::Store;
+use crate::tenants::Tenants;
 
 /// One org as the server runs it: its connection settings and its checked mapping (its rows in
 /// the store are kept apart by its name).
@@ -112,7 +112,7 @@ impl Application {
             let tenant_store = store.tenant(tenant.name.as_deref());
             registry.insert(
                 tenant.name,
-                Arc::new(AppState {
+                Arc::new(crate::tenants::Tenant {
                     mapping: Arc::new(tenant.mapping),
                     salesforce: SalesforceClient::with_metrics(
                         http_client,

@@ -22,8 +22,7 @@ pub async fn reload(request: HttpRequest, reloader: web::Data<Reloader>) -> Http
             .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
             .json(report),
         Err(error) => {
-            let rendering =
-                response::negotiate(&request, None).unwrap_or_else(|(_, rendering)| rendering);
+            let rendering = response::rendering_for(&request);
             response::error(&error, rendering)
         }
     }

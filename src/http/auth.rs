@@ -16,12 +16,12 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::response;
 use super::routes::{Classified, RouteTable, TENANT_SCOPE, classified};
-use super::tenant::Tenants;
 use crate::audit::ClientId;
 use crate::auth::smart::{self, OAuthError, TokenRequest};
 use crate::auth::{Access, Auth, AuthFailure, Credentials, Denial, TOKEN_PATH};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use crate::tenants::Tenants;
 
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "fhir-salesforce-proxy";
@@ -175,8 +175,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 /// The OperationOutcome for an auth failure, in the negotiated format, with its challenge.
 fn refuse<B>(request: ServiceRequest, error: &ProxyError) -> ServiceResponse<EitherBody<B>> {
-    let rendering =
-        response::negotiate(request.request(), None).unwrap_or_else(|(_, rendering)| rendering);
+    let rendering = response::rendering_for(request.request());
     let mut answer = response::error(error, rendering);
     if let Some(challenge) = challenge(error)
         && let Ok(value) = HeaderValue::from_str(&challenge)
@@ -275,8 +274,8 @@ pub async fn smart_configuration(
     auth: web::Data<Auth>,
     tenants: web::Data<Tenants>,
 ) -> HttpResponse {
-    let rendering = response::negotiate(&request, None).unwrap_or_else(|(_, rendering)| rendering);
-    if let Err(error) = tenants.for_request(&request) {
+    let rendering = response::rendering_for(&request);
+    if let Err(error) = super::tenant::for_request(&tenants, &request) {
         return response::error(&error, rendering);
     }
     match smart::smart_configuration(&auth.registry()) {

@@ -16,11 +16,11 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::AppState;
-use super::tenant::Tenants;
 use crate::auth::Auth;
 use crate::metrics::{self, Metrics};
 use crate::store::Store;
+use crate::tenants::Tenant;
+use crate::tenants::Tenants;
 
 /// What `/readyz` needs besides the tenants and inbound auth: how long an org's answer is reused,
 /// and the store.
@@ -67,7 +67,7 @@ impl Readiness {
         answers.insert(state.tenant.clone(), (Instant::now(), state.clone()));
     }
 
-    async fn check(&self, tenant: String, state: &AppState) -> OrgState {
+    async fn check(&self, tenant: String, state: &Tenant) -> OrgState {
         if let Some(cached) = self.cached(&tenant) {
             return cached;
         }
@@ -84,7 +84,7 @@ impl Readiness {
 }
 
 /// Every tenant with its label, the one at the FHIR base first.
-fn all_tenants(tenants: &Tenants) -> Vec<(String, Arc<AppState>)> {
+fn all_tenants(tenants: &Tenants) -> Vec<(String, Arc<Tenant>)> {
     tenants
         .default_state()
         .map(|s| (metrics::DEFAULT_TENANT.to_owned(), s))

@@ -98,8 +98,7 @@ pub async fn limits(
     };
     // Decided now, to answer after the timeout when the request itself has gone into the chain
     // (it cannot be cloned before routing: the router needs it unshared).
-    let rendering =
-        response::negotiate(request.request(), None).unwrap_or_else(|(_, rendering)| rendering);
+    let rendering = response::rendering_for(request.request());
     let interaction = super::routes::classified(request.request()).interaction;
     let request_id = crate::telemetry::request_id(&request);
     match tokio::time::timeout(limits.request_timeout, next.call(request)).await {
@@ -147,6 +146,6 @@ fn refuse(request: ServiceRequest, error: &ProxyError) -> ServiceResponse<BoxBod
 }
 
 fn answer(request: &HttpRequest, error: &ProxyError) -> actix_web::HttpResponse {
-    let rendering = response::negotiate(request, None).unwrap_or_else(|(_, rendering)| rendering);
+    let rendering = response::rendering_for(request);
     response::error(error, rendering)
 }

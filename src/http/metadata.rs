@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::response::{self, query_param};
-use super::tenant::Tenant;
+use super::response::{self, Failure, query_param};
+use super::tenant::RequestTenant;
 use crate::auth::Auth;
 use crate::error::ProxyError;
 use crate::fhir::capability;
@@ -19,13 +19,10 @@ use crate::fhir::outcome::{Issue, IssueCode};
 /// same statement), and 304 when `If-None-Match` already names it.
 pub async fn capability_statement(
     request: HttpRequest,
-    state: Tenant,
+    state: RequestTenant,
     auth: web::Data<Auth>,
-) -> HttpResponse {
-    let rendering = match response::negotiate(&request, None) {
-        Ok(rendering) => rendering,
-        Err((error, rendering)) => return response::error(&error, rendering),
-    };
+) -> Result<HttpResponse, Failure> {
+    let rendering = response::negotiate(&request, None)?;
     // `mode=normative` and `mode=terminology` ask for other statements this server cannot give;
     // answering the full one instead would claim a normative subset or a TerminologyCapabilities.
     if query_param(&request, "mode").is_some_and(|m| m != "full") {
@@ -34,7 +31,7 @@ pub async fn capability_statement(
             "only mode=full is supported on metadata: this server has no normative subset and no \
              terminology capabilities",
         ));
-        return response::error(&error, rendering);
+        return Err(Failure::new(error, rendering));
     }
     let security = if auth.is_enabled() {
         capability::Security::Required {
@@ -52,11 +49,11 @@ pub async fn capability_statement(
     if if_none_match(&request, &etag) {
         let mut response = HttpResponse::NotModified().finish();
         insert_etag(&mut response, &etag);
-        return response;
+        return Ok(response);
     }
     let mut response = response::resource(StatusCode::OK, &statement, rendering);
     insert_etag(&mut response, &etag);
-    response
+    Ok(response)
 }
 
 /// The absolute FHIR base URL as the client reached it (scheme and host from the request,

@@ -1,10 +1,12 @@
 //! The HTTP edge: routes, shared state, request spans and ids, and the FHIR answers for paths and
-//! methods the proxy does not serve. Handlers turn wire bytes into calls on `fhir`, `mapping` and
-//! `salesforce`, and every failure into an OperationOutcome via [`crate::error::ProxyError`].
+//! methods the proxy does not serve. Handlers negotiate, read the body, call one use case of
+//! [`crate::booking`] and render; every failure becomes an OperationOutcome through
+//! [`response::Failure`].
 
 pub mod admin;
 pub mod appointment;
 pub mod auth;
+pub mod body;
 pub mod bundle;
 pub mod find;
 pub mod health;
@@ -17,8 +19,6 @@ pub mod status;
 pub mod tenant;
 pub mod validate;
 
-use std::sync::Arc;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -27,25 +27,6 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
 use crate::error::ProxyError;
-use crate::mapping::Mapping;
-use crate::salesforce::SalesforceClient;
-use crate::store::TenantStore;
-use response::Rendering;
-
-/// What every handler shares.
-pub struct AppState {
-    /// The checked mapping (this version's: a reload makes a new [`AppState`] around the new one).
-    pub mapping: Arc<Mapping>,
-    /// The Salesforce client (shared HTTP pool and token cache).
-    pub salesforce: SalesforceClient,
-    /// Largest accepted body, in bytes.
-    pub body_limit: usize,
-    /// The FHIR base path, e.g. `/fhir`.
-    pub base_path: String,
-    /// This tenant's rows of the store: booked appointments by identifier (idempotent creates,
-    /// patches) and the identifiers being booked right now (claims, shared by every replica).
-    pub store: TenantStore,
-}
 
 /// Registers every route (see [`routes`]).
 pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
@@ -54,12 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
 
 /// A FHIR 404 for every path the proxy does not serve (instead of actix's empty 404).
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
-    respond_error(&request, &ProxyError::NotFound)
-}
-
-fn respond_error(request: &HttpRequest, error: &ProxyError) -> HttpResponse {
-    let rendering = response::negotiate(request, None).unwrap_or_else(|(_, rendering)| rendering);
-    response::error(error, Rendering { ..rendering })
+    response::error(&ProxyError::NotFound, response::rendering_for(&request))
 }
 
 /// The response header carrying the request id that also appears on every log line of the request.

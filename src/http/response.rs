@@ -1,10 +1,11 @@
 //! FHIR responses: the negotiated format of a request, rendering resources and errors in it, and
 //! the `Prefer` header.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
-use crate::error::ProxyError;
+use crate::error::{ErrorOutcome, ProxyError};
 use crate::fhir::format::{self, Format};
 use crate::fhir::outcome::{Issue, operation_outcome};
 
@@ -66,12 +67,8 @@ pub fn query_param(request: &HttpRequest, name: &str) -> Option<String> {
 /// Decides the response format: `_format`, then `Accept`, then the request body's own format.
 ///
 /// # Errors
-/// [`ProxyError::NotAcceptable`] when nothing acceptable can be produced; the error itself is then
-/// rendered as JSON.
-pub fn negotiate(
-    request: &HttpRequest,
-    body_format: Option<Format>,
-) -> Result<Rendering, (ProxyError, Rendering)> {
+/// The 406 [`Failure`] when nothing acceptable can be produced; it is rendered as JSON.
+pub fn negotiate(request: &HttpRequest, body_format: Option<Format>) -> Result<Rendering, Failure> {
     let pretty = format::wants_pretty(query_param(request, "_pretty").as_deref());
     let accept = request
         .headers()
@@ -80,7 +77,7 @@ pub fn negotiate(
     let fallback = body_format.unwrap_or(Format::Json);
     match format::response_format(accept, query_param(request, "_format").as_deref(), fallback) {
         Ok(format) => Ok(Rendering { format, pretty }),
-        Err(issue) => Err((
+        Err(issue) => Err(Failure::new(
             ProxyError::NotAcceptable(issue),
             Rendering {
                 format: Format::Json,
@@ -90,19 +87,115 @@ pub fn negotiate(
     }
 }
 
+/// The rendering of an error answer to `request`: as negotiated, else JSON.
+pub fn rendering_for(request: &HttpRequest) -> Rendering {
+    negotiate(request, None).unwrap_or_else(|failure| failure.rendering)
+}
+
 /// The request body's format (or the 415 issue saying why it cannot be read) and the answer's
-/// rendering; when no answer format fits, the ready 406 response instead.
-pub fn formats(
-    request: &HttpRequest,
-) -> Result<(Result<Format, Issue>, Rendering), Box<HttpResponse>> {
+/// rendering.
+///
+/// # Errors
+/// The 406 [`Failure`] when no answer format fits.
+pub fn formats(request: &HttpRequest) -> Result<(Result<Format, Issue>, Rendering), Failure> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let body_format = format::request_format(content_type);
-    match negotiate(request, body_format.as_ref().ok().copied()) {
-        Ok(rendering) => Ok((body_format, rendering)),
-        Err((error, rendering)) => Err(Box::new(self::error(&error, rendering))),
+    let rendering = negotiate(request, body_format.as_ref().ok().copied())?;
+    Ok((body_format, rendering))
+}
+
+/// A request that failed, with the rendering its OperationOutcome is written in: what every
+/// handler returns as its error. Its [`ResponseError`] implementation is the one place an error
+/// becomes a response (status, issues and `Retry-After` from [`ProxyError::outcome`], computed
+/// once) and is logged, with its cause chain (texts of the proxy's own, never a value from the
+/// body).
+#[derive(Debug)]
+pub struct Failure {
+    error: ProxyError,
+    outcome: ErrorOutcome,
+    rendering: Rendering,
+}
+
+impl Failure {
+    /// `error`, to be answered in `rendering`.
+    pub fn new(error: ProxyError, rendering: Rendering) -> Failure {
+        Failure {
+            outcome: error.outcome(),
+            error,
+            rendering,
+        }
+    }
+
+    /// What failed.
+    pub fn error(&self) -> &ProxyError {
+        &self.error
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Chain(&self.error).fmt(f)
+    }
+}
+
+impl ResponseError for Failure {
+    fn status_code(&self) -> StatusCode {
+        self.outcome.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        respond(&self.error, &self.outcome, self.rendering)
+    }
+}
+
+/// Logs an error with its cause chain and writes its OperationOutcome response.
+fn respond(error: &ProxyError, decided: &ErrorOutcome, rendering: Rendering) -> HttpResponse {
+    let status = decided.status.as_u16();
+    let chain = Chain(error);
+    if status >= 500 {
+        tracing::warn!(http.status_code = status, error = %chain, "request failed");
+    } else {
+        tracing::info!(http.status_code = status, error = %chain, "request refused");
+    }
+    let mut response = outcome(decided.status, &decided.issues, rendering);
+    if let Some(seconds) = decided.retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// An error and its sources, `: `-separated.
+struct Chain<'a>(&'a ProxyError);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// Renders a use case's error in the request's rendering, for `?`.
+pub trait OrRender<T> {
+    /// `Err(error)` becomes the [`Failure`] answered in `rendering`.
+    ///
+    /// # Errors
+    /// When `self` is an error.
+    fn or_render(self, rendering: Rendering) -> Result<T, Failure>;
+}
+
+impl<T> OrRender<T> for Result<T, ProxyError> {
+    fn or_render(self, rendering: Rendering) -> Result<T, Failure> {
+        self.map_err(|error| Failure::new(error, rendering))
     }
 }
 
@@ -133,14 +226,7 @@ pub fn outcome(
     resource(status, &operation_outcome(issues), rendering)
 }
 
-/// The response for an error: status, issues and `Retry-After` from [`ProxyError::outcome`].
+/// The response for an error (see [`Failure`]).
 pub fn error(error: &ProxyError, rendering: Rendering) -> HttpResponse {
-    let decided = error.outcome();
-    let mut response = outcome(decided.status, &decided.issues, rendering);
-    if let Some(seconds) = decided.retry_after
-        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
+    respond(error, &error.outcome(), rendering)
 }

@@ -313,7 +313,7 @@ async fn unsupported_type(request: HttpRequest) -> HttpResponse {
 }
 
 fn respond(request: &HttpRequest, error: &ProxyError) -> HttpResponse {
-    let rendering = response::negotiate(request, None).unwrap_or_else(|(_, rendering)| rendering);
+    let rendering = response::rendering_for(request);
     response::error(error, rendering)
 }
 

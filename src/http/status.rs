@@ -8,9 +8,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::tenant::Tenants;
 use crate::salesforce::SalesforceClient;
 use crate::salesforce::limits::LimitsSnapshot;
+use crate::tenants::Tenants;
 
 /// The per-org part of the status, for any org's client: API usage, back-off and calls in flight.
 pub fn org_status(client: &SalesforceClient) -> LimitsSnapshot {

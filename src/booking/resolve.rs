@@ -1,6 +1,6 @@
-//! The request-independent core of a booking: bytes → Appointment (parsed, R4-checked) → Book
-//! Appointment request. Shared by the HTTP handlers and the `translate` command, so both give the
-//! same answer for the same input.
+//! The one resolve-then-map step every use case shares: Appointment (parsed, R4-checked) → Book
+//! Appointment request. Also used by the `translate` command, so the CLI and the HTTP handlers give
+//! the same answer for the same input.
 //!
 //! A mapping with `[[ids.lookup]]` rules needs Salesforce's answers before it can finish:
 //! [`map_resolving`] makes those lookups (through the org's cache) once everything else about the
@@ -132,7 +132,7 @@ pub async fn translate_cached(
     Ok((appointment, request))
 }
 
-fn check_rules(appointment: &Appointment, mapping: &Mapping) -> Result<(), ProxyError> {
+pub(super) fn check_rules(appointment: &Appointment, mapping: &Mapping) -> Result<(), ProxyError> {
     let issues = check_appointment(
         appointment,
         &RuleOptions {

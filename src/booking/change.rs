@@ -1,0 +1,153 @@
+//! Changing an appointment booked through this proxy: an update reschedules it (Salesforce
+//! Update) or, with status `cancelled`, cancels it (Salesforce Cancel); a JSON Patch is applied to
+//! the appointment as last recorded, then processed as an update.
+
+use chrono::Utc;
+use fhirbolt::model::r4::resources::Appointment;
+
+use super::create::{appointment_record, identifier_keys, remember};
+use super::resolve::{check_rules, map_resolving};
+use super::{Done, Effect};
+use crate::error::ProxyError;
+use crate::fhir::format::Format;
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::parse::read_appointment;
+use crate::mapping::booked_appointment;
+use crate::salesforce::wire::{
+    AppointmentOutcome, CancelAppointmentRequest, UpdateAppointmentRequest,
+};
+use crate::store::StoreError;
+use crate::tenants::Tenant;
+
+/// Updates an appointment: status `cancelled` cancels it, anything else reschedules it.
+///
+/// # Errors
+/// [`ProxyError::IdMismatch`] when the body's id is not the URL's; every error of checking,
+/// mapping and Salesforce.
+pub async fn update(
+    tenant: &Tenant,
+    id: &str,
+    appointment: Appointment,
+) -> Result<Done, ProxyError> {
+    if appointment.id.as_ref().and_then(|i| i.value.as_deref()) != Some(id) {
+        return Err(ProxyError::IdMismatch);
+    }
+    let mapping = &tenant.mapping;
+    check_rules(&appointment, mapping)?;
+    let outcome = if appointment.status.value.as_deref() == Some("cancelled") {
+        let reason = appointment
+            .cancelation_reason
+            .as_deref()
+            .and_then(concept_text);
+        cancel(tenant, id, reason).await?
+    } else {
+        let book = map_resolving(&appointment, mapping, &tenant.salesforce).await?;
+        let update = UpdateAppointmentRequest {
+            id: id.to_owned(),
+            appointment: book,
+        };
+        tenant.salesforce.update_appointment(&update).await?
+    };
+    tracing::info!(salesforce_id = %id, "appointment changed");
+    let changed = booked_appointment(
+        &appointment,
+        id,
+        outcome.status.as_deref(),
+        mapping,
+        Utc::now(),
+    );
+    let record = appointment_record(&changed, identifier_keys(&appointment));
+    remember(tenant, &record, None)
+        .await
+        .map_err(|_| ProxyError::NotRecorded {
+            id: id.to_owned(),
+            booked: false,
+        })?;
+    Ok(Done {
+        effect: Effect::Changed,
+        appointment: changed,
+    })
+}
+
+/// Cancels appointment `id` in Salesforce with the mapping's cancel status.
+pub(super) async fn cancel(
+    tenant: &Tenant,
+    id: &str,
+    reason: Option<String>,
+) -> Result<AppointmentOutcome, ProxyError> {
+    let cancel = CancelAppointmentRequest {
+        id: id.to_owned(),
+        status: tenant.mapping.cancel_status.clone(),
+        cancellation_reason: reason,
+        comment: None,
+    };
+    Ok(tenant.salesforce.cancel_appointment(&cancel).await?)
+}
+
+/// Applies a JSON Patch to the appointment as last booked through this proxy, then updates.
+///
+/// # Errors
+/// [`ProxyError::UnknownAppointment`] when it was not booked here; [`ProxyError::Patch`] when the
+/// patch fails or leaves no valid Appointment; every error of [`update`].
+pub async fn patch(
+    tenant: &Tenant,
+    id: &str,
+    patch: &json_patch::Patch,
+) -> Result<Done, ProxyError> {
+    let stored = tenant
+        .store
+        .get(id)
+        .await?
+        .ok_or(ProxyError::UnknownAppointment)?;
+    let mut document: serde_json::Value = serde_json::from_str(&stored.resource)
+        .map_err(|_| ProxyError::Store(StoreError::corrupt()))?;
+    json_patch::patch(&mut document, patch).map_err(|e| {
+        // The operation index and kind help; the value it carried is not echoed.
+        ProxyError::Patch(Issue::general(
+            IssueCode::Processing,
+            format!("JSON Patch operation {} cannot be applied", e.operation),
+        ))
+    })?;
+    let body = serde_json::to_vec(&document).unwrap_or_default();
+    let appointment = read_appointment(body, Format::Json)
+        .await
+        .map_err(|issue| {
+            ProxyError::Patch(Issue {
+                diagnostics: format!(
+                    "the patched resource is not a valid Appointment: {}",
+                    issue.diagnostics
+                ),
+                code: IssueCode::Processing,
+                ..issue
+            })
+        })?;
+    update(tenant, id, appointment).await
+}
+
+/// Reads a JSON Patch document.
+///
+/// # Errors
+/// 400 when the body is not an array of JSON Patch operations.
+pub fn read_patch(body: &[u8]) -> Result<json_patch::Patch, ProxyError> {
+    serde_json::from_slice(body).map_err(|_| {
+        ProxyError::Unparseable(Issue::general(
+            IssueCode::Structure,
+            "the body is not a JSON Patch document (an array of operations)",
+        ))
+    })
+}
+
+fn concept_text(concept: &fhirbolt::model::r4::types::CodeableConcept) -> Option<String> {
+    concept
+        .text
+        .as_ref()
+        .and_then(|t| t.value.clone())
+        .or_else(|| {
+            concept.coding.iter().find_map(|c| {
+                c.display
+                    .as_ref()
+                    .and_then(|d| d.value.clone())
+                    .or_else(|| c.code.as_ref().and_then(|c| c.value.clone()))
+            })
+        })
+}
