@@ -6,9 +6,9 @@
 //! → `http` (FHIR answer). Every failure becomes one [`error::ProxyError`] whose single `match`
 //! decides the HTTP status and OperationOutcome issue code.
 
-pub mod audit;
 pub mod auth;
 pub mod booking;
+pub mod channel;
 pub mod config;
 pub mod error;
 pub mod fhir;
@@ -21,6 +21,7 @@ pub mod robustness;
 pub mod salesforce;
 pub mod sandbox;
 pub mod server;
+pub mod signals;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;

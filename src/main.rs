@@ -13,9 +13,9 @@ use fhir_salesforce_proxy::config::{SalesforceSettings, ServerSettings, Settings
 use fhir_salesforce_proxy::fhir::format::Format;
 use fhir_salesforce_proxy::fhir::outcome::operation_outcome;
 use fhir_salesforce_proxy::mapping::{EXAMPLE_MAPPING, Mapping};
-use fhir_salesforce_proxy::reload;
 use fhir_salesforce_proxy::sandbox::{self, Sandbox, SandboxSettings};
 use fhir_salesforce_proxy::server::{Application, Tenant};
+use fhir_salesforce_proxy::signals;
 use fhir_salesforce_proxy::store::Store;
 use fhir_salesforce_proxy::telemetry::{self, LogFormat};
 use secrecy::ExposeSecret;
@@ -152,7 +152,7 @@ fn serve(config: &Path) -> Result<(), String> {
         let _purge = store.spawn_purge(settings.store.retention, settings.store.purge_interval);
         let auth = Arc::new(Auth::new(settings.auth, store.clone()));
         // Before "proxy started": a SIGHUP sent on seeing that line must reload, not kill.
-        let signals = reload::Signals::install().map_err(|e| e.to_string())?;
+        let signals = signals::Signals::install().map_err(|e| e.to_string())?;
         let app = Application::build(&settings.server, tenants, store, auth)
             .map_err(|e| format!("cannot start on {}: {e}", settings.server.listen))?;
         let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
@@ -205,7 +205,7 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
              -H 'X-API-Key: {api_key}' --data-binary @examples/appointment.json\n\nStop with Ctrl-C.",
             sandbox.base_url()
         );
-        let result = reload::run_until_signalled(app)
+        let result = signals::run_until_signalled(app)
             .await
             .map_err(|e| e.to_string());
         sandbox.stop().await;

@@ -11,11 +11,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::audit;
 use crate::auth::Auth;
 use crate::config::{SalesforceSettings, ServerSettings};
 use crate::http::health::Readiness;
-use crate::http::{self, RedactingRootSpan};
+use crate::http::request_id::RedactingRootSpan;
+use crate::http::{self, audit};
 use crate::mapping::Mapping;
 use crate::metrics::{self, Metrics};
 use crate::reload::Reloader;
@@ -154,7 +154,7 @@ impl Application {
                 .wrap(from_fn(http::auth::authorize))
                 // Innermost: its refusals still get a request id, a span and an audit line.
                 .wrap(from_fn(http::limit::limits))
-                .wrap(from_fn(http::request_id_header))
+                .wrap(from_fn(http::request_id::request_id_header))
                 // Inside the request span (its lines carry the request id), outside every handler.
                 .wrap(from_fn(audit::observe))
                 // What the request is, from the route table, once: everything inside reads it.
@@ -172,7 +172,7 @@ impl Application {
         })
         .shutdown_timeout(shutdown_timeout.as_secs())
         .client_request_timeout(head_timeout)
-        // Signals belong to `reload::run_until_signalled` (SIGHUP reloads; the drain is logged).
+        // Signals belong to `signals::run_until_signalled` (SIGHUP reloads; the drain is logged).
         .disable_signals();
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config)?,
@@ -214,7 +214,7 @@ impl Application {
     }
 
     /// Runs until the server is stopped through its handle (signals are handled by
-    /// [`crate::reload::run_until_signalled`]).
+    /// `signals::run_until_signalled`).
     ///
     /// # Errors
     /// When the server fails.

@@ -1,20 +1,16 @@
 //! Logging: a tracing subscriber (text or JSON lines, filtered by `RUST_LOG`), the optional audit
 //! file that takes the audit trail apart from the diagnostic log (reopened on reload, for log
-//! rotation), the request id every line of a request carries, and a panic hook that keeps panic
-//! messages out of the logs, since a parser's panic message can quote request data.
+//! rotation), and a panic hook that keeps panic messages out of the logs, since a parser's panic
+//! message can quote request data.
 //!
 //! Every line written while a request is served is inside its `http_request` span, whose
-//! `request_id` field the text format prints in the span prefix and the JSON format in `spans`
-//! (the list of enclosing spans, outermost first) on each line. The same id goes back in the
-//! `X-Request-Id` response header.
+//! `request_id` field ([`crate::http::request_id`]) the text format prints in the span prefix and
+//! the JSON format in `spans` (the list of enclosing spans, outermost first) on each line.
 
-use actix_web::HttpMessage;
-use actix_web::dev::ServiceRequest;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use tracing_actix_web::RequestId;
 
 use tracing::Level;
 use tracing_subscriber::filter::{FilterExt as _, Targets, filter_fn};
@@ -22,50 +18,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, fmt};
 
-/// The request header a caller may send its own request id in (see [`request_id`]).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The request id a request's log lines, audit line and `X-Request-Id` answer carry, once decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedRequestId(pub String);
-
-/// The request's id: the caller's `X-Request-Id` when it is well formed (see
-/// [`is_acceptable_request_id`]), so a caller can follow its request through the proxy's logs;
-/// else the one tracing-actix-web generated (a UUID). Decided once and kept in the request's
-/// extensions, so the span, the audit line and the response header agree.
-pub fn request_id(request: &ServiceRequest) -> String {
-    if let Some(resolved) = request.extensions().get::<ResolvedRequestId>() {
-        return resolved.0.clone();
-    }
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_acceptable_request_id(v))
-        .map(str::to_owned)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<RequestId>()
-                .map(|id| id.to_string())
-        })
-        .unwrap_or_default();
-    request
-        .extensions_mut()
-        .insert(ResolvedRequestId(id.clone()));
-    id
-}
-
-/// Whether a caller's request id is taken as it is: 8 to 64 characters of `A-Z a-z 0-9 - _ . :`.
-/// Anything else (longer, shorter, spaces, quotes, control characters) is replaced by a generated
-/// id, so a header cannot forge or break log lines. It is written to every log line of the
-/// request, so callers must not put patient data in it.
-pub fn is_acceptable_request_id(value: &str) -> bool {
-    (8..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
+/// The tracing target of the audit trail's lines (see [`init`]'s `audit_file`).
+pub const AUDIT_TARGET: &str = "audit";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +32,7 @@ pub enum LogFormat {
 
 /// Installs the global subscriber (once; later calls do nothing) and the panic hook.
 ///
-/// With `audit_file`, the audit trail (target [`crate::audit::TARGET`]) goes to that file only,
+/// With `audit_file`, the audit trail (target [`AUDIT_TARGET`]) goes to that file only,
 /// as JSON lines appended to it, whatever `RUST_LOG` says: an audit trail that a log level could
 /// switch off would not be one. The diagnostic log keeps going to standard error without it.
 ///
@@ -106,7 +60,7 @@ pub fn init(format: LogFormat, audit_file: Option<&Path>) -> Result<(), String> 
     };
     let separate_audit = audit.is_some();
     let diagnostic = diagnostic.with_filter(filter.and(filter_fn(move |metadata| {
-        !(separate_audit && metadata.target() == crate::audit::TARGET)
+        !(separate_audit && metadata.target() == AUDIT_TARGET)
     })));
     // The audit line carries its own request id, so the span list is left out.
     let audit = audit.map(|file| {
@@ -118,7 +72,7 @@ pub fn init(format: LogFormat, audit_file: Option<&Path>) -> Result<(), String> 
             .with_current_span(false)
             .with_span_list(false)
             .with_writer(AuditSink(file))
-            .with_filter(Targets::new().with_target(crate::audit::TARGET, Level::INFO))
+            .with_filter(Targets::new().with_target(AUDIT_TARGET, Level::INFO))
     });
     let _ = tracing_subscriber::registry()
         .with(diagnostic)
@@ -216,22 +170,4 @@ pub fn install_panic_hook() {
             "a panic occurred; its message is withheld because it may contain request data"
         );
     }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_short_ids_are_taken_from_callers() {
-        assert!(is_acceptable_request_id(
-            "0f8fad5b-d9cb-469f-a165-70867728950e"
-        ));
-        assert!(is_acceptable_request_id("engine:42.abc_DEF"));
-        assert!(!is_acceptable_request_id("short"));
-        assert!(!is_acceptable_request_id(&"a".repeat(65)));
-        assert!(!is_acceptable_request_id("has space in it"));
-        assert!(!is_acceptable_request_id("quote\"injected\""));
-        assert!(!is_acceptable_request_id("line\nbreak-xxxx"));
-    }
 }

@@ -437,7 +437,7 @@ fn read_jwks(path: &Path, key_use: KeyUse) -> Result<KeySet, String> {
 /// trailing `/`.
 fn check_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim_end_matches('/')).map_err(|_| "is not a URL".to_owned())?;
-    if !crate::config::is_private_channel(&url) {
+    if !crate::channel::is_private_channel(&url) {
         return Err(
             "must be an https URL (http only for a loopback host such as 127.0.0.1)".to_owned(),
         );

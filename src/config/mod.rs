@@ -22,10 +22,11 @@ use url::Url;
 use crate::salesforce::jwt::PrivateKey;
 
 mod store;
-pub use store::{
-    DEFAULT_STORE_FILE, ENV_STORE_PASSWORD, LEGACY_STORE_FILE, LegacyImport, PostgresSettings,
-    StoreEngine, StoreSettings,
+pub use crate::channel::is_private_channel;
+pub use crate::store::settings::{
+    ENV_STORE_PASSWORD, LegacyImport, PostgresSettings, StoreEngine, StoreSettings,
 };
+pub use store::{DEFAULT_STORE_FILE, LEGACY_STORE_FILE};
 
 /// The prefix of every environment override.
 pub const ENV_PREFIX: &str = "FSP_";
@@ -152,7 +153,7 @@ pub struct SalesforceSettings {
     /// asking the token endpoint again (zero: every request asks).
     pub token_failure_backoff: Duration,
     /// Fetch a new token in the background once the current one has lived
-    /// [`crate::salesforce::token::REFRESH_AT`] of its lifetime, so no request waits for one.
+    /// `salesforce::token::REFRESH_AT` of its lifetime, so no request waits for one.
     pub token_refresh_ahead: bool,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
@@ -160,7 +161,7 @@ pub struct SalesforceSettings {
     pub request_timeout: Duration,
     /// The first back-off after Salesforce throttles without a `Retry-After` of its own: for that
     /// long every request to the org is answered 503 without calling it. Doubles for each further
-    /// throttle in a row (see [`crate::salesforce::limits`]).
+    /// throttle in a row (see `salesforce::limits`).
     pub throttle_retry_after: Duration,
     /// The longest back-off, however many throttles in a row or whatever Salesforce asks.
     pub throttle_max_backoff: Duration,
@@ -862,21 +863,6 @@ fn check_audience(audience: &str) -> Option<String> {
 pub fn env_variable(key: &str) -> String {
     let parts: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
     format!("{ENV_PREFIX}{}", parts.join("__"))
-}
-
-/// Whether a URL may carry a secret (a client secret, an assertion, a token): https, or http to
-/// a loopback host (a local sandbox or test server), where nothing crosses a network.
-pub fn is_private_channel(url: &Url) -> bool {
-    match url.scheme() {
-        "https" => true,
-        "http" => match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => false,
-        },
-        _ => false,
-    }
 }
 
 /// `/fhir/` → `/fhir`, `/` → `` (FHIR at the root); None when it does not start with `/`.

@@ -6,10 +6,10 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
+use super::audit::{self, AuditIds};
 use super::body::read_body;
 use super::response::{self, Failure, OrRender, Rendering, ReturnPreference};
 use super::tenant::RequestTenant;
-use crate::audit::{self, AuditIds};
 use crate::booking::{self, Done, Effect};
 use crate::error::ProxyError;
 use crate::fhir::format::Format;

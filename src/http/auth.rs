@@ -15,20 +15,24 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::response;
-use super::routes::{Classified, RouteTable, TENANT_SCOPE, classified};
-use crate::audit::ClientId;
+use super::routes::{Classified, RouteTable, SMART_CONFIGURATION, TENANT_SCOPE, classified};
 use crate::auth::smart::{self, OAuthError, TokenRequest};
 use crate::auth::{Access, Auth, AuthFailure, Credentials, Denial, TOKEN_PATH};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::tenants::Tenants;
 
+/// The authenticated client's id, put into the request extensions by inbound auth.
+///
+/// The audit line reads it; when auth is off or the request is not authenticated the line says
+/// `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(pub String);
+
 /// The realm named in `WWW-Authenticate`.
 pub const REALM: &str = "fhir-salesforce-proxy";
 /// The header carrying a static API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
-/// The SMART configuration path below a FHIR base.
-pub const SMART_CONFIGURATION: &str = "/.well-known/smart-configuration";
 
 /// Registers the token endpoint and the SMART configuration documents. Call before the FHIR
 /// scope: once the base path matches, that scope answers alone.

@@ -9,11 +9,11 @@ use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources::{Bundle, BundleEntry, BundleEntryResponse, OperationOutcome};
 
 use super::appointment::{location, status};
+use super::audit::{self, AuditIds, EntryAudit};
 use super::body::read_body;
 use super::metadata::base_url;
 use super::response::{self, Failure, OrRender, ReturnPreference};
 use super::tenant::RequestTenant;
-use crate::audit::{self, AuditIds, EntryAudit};
 use crate::auth::Access;
 use crate::booking::Done;
 use crate::booking::bundle::{self, EntryResult, ReadBundle, entry_issues};

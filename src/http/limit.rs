@@ -100,7 +100,7 @@ pub async fn limits(
     // (it cannot be cloned before routing: the router needs it unshared).
     let rendering = response::rendering_for(request.request());
     let interaction = super::routes::classified(request.request()).interaction;
-    let request_id = crate::telemetry::request_id(&request);
+    let request_id = super::request_id::request_id(&request);
     match tokio::time::timeout(limits.request_timeout, next.call(request)).await {
         Ok(result) => result.map(|r| r.map_into_boxed_body()),
         Err(_) => {
@@ -131,9 +131,10 @@ pub async fn limits(
             // The error bypasses `request_id_header`, which only sees responses; the caller
             // needs the id most on exactly this answer, to ask what became of the request.
             if let Ok(value) = HeaderValue::from_str(&request_id) {
-                answer
-                    .headers_mut()
-                    .insert(HeaderName::from_static(super::REQUEST_ID_HEADER), value);
+                answer.headers_mut().insert(
+                    HeaderName::from_static(super::request_id::REQUEST_ID_HEADER),
+                    value,
+                );
             }
             Err(InternalError::from_response("request timeout", answer).into())
         }

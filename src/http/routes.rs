@@ -14,15 +14,14 @@ use std::collections::HashMap;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
-use super::appointment;
-use super::{admin, auth, bundle, find, health, metadata, response, slot, status, validate};
-use crate::error::ProxyError;
-use crate::fhir::search::printable;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, web};
+
 use crate::interaction::Interaction;
+
+/// The SMART configuration path below a FHIR base.
+pub const SMART_CONFIGURATION: &str = "/.well-known/smart-configuration";
 
 /// The name of the path segment that names a tenant.
 pub const TENANT_SEGMENT: &str = "tenant";
@@ -112,9 +111,9 @@ pub const FHIR_ROUTES: [Route; 8] = [
 ];
 
 /// An operation on Appointment that is not one of the table's (`$hold`, `$no-such-op`).
-const UNKNOWN_OPERATION: &str = "/Appointment/{operation:\\$[^/]*}";
+pub(super) const UNKNOWN_OPERATION: &str = "/Appointment/{operation:\\$[^/]*}";
 /// A resource type (capitalised) that is not Appointment or Slot, with anything after it.
-const OTHER_TYPE: &str = "/{type:[A-Z][A-Za-z]*}{rest:(/.*)?}";
+pub(super) const OTHER_TYPE: &str = "/{type:[A-Z][A-Za-z]*}{rest:(/.*)?}";
 
 /// What a request is, as the route table says: decided once, before everything else.
 #[derive(Debug, Clone, Default)]
@@ -152,7 +151,7 @@ impl RouteTable {
             .chain([crate::auth::TOKEN_PATH.to_owned()])
             .collect();
         for scope in ["", TENANT_SCOPE] {
-            open.push(format!("{base_path}{scope}{}", auth::SMART_CONFIGURATION));
+            open.push(format!("{base_path}{scope}{SMART_CONFIGURATION}"));
         }
         RouteTable {
             base_path: base_path.to_owned(),
@@ -217,104 +216,6 @@ pub fn classified(request: &HttpRequest) -> Classified {
         .get::<Classified>()
         .cloned()
         .unwrap_or_default()
-}
-
-/// Registers every route: the probes, auth and admin endpoints at the root, and the FHIR routes
-/// under `base_path` (the unnamed tenant) and `{base_path}/{tenant}` (named tenants).
-pub fn configure(cfg: &mut web::ServiceConfig, base_path: &str) {
-    cfg.route("/status", web::get().to(status::status)); // at the root, before any FHIR scope
-    // Before the FHIR scope, which would otherwise answer for `{base}/.well-known/…` alone.
-    auth::configure(cfg, base_path);
-    cfg.route(admin::RELOAD_PATH, web::post().to(admin::reload));
-    cfg.route("/healthz", web::get().to(health::healthz));
-    cfg.route("/readyz", web::get().to(health::readyz));
-    cfg.route("/metrics", web::get().to(health::metrics));
-    // Named tenants are a scope inside the base, after the unnamed tenant's routes: actix tries
-    // a scope's services in order. (Two sibling scopes would not do: once `/fhir` matches, its
-    // scope answers alone.)
-    let named = fhir_routes(web::scope(TENANT_SCOPE));
-    cfg.service(fhir_routes(web::scope(base_path)).service(named));
-}
-
-/// The FHIR interactions of one tenant, from [`FHIR_ROUTES`].
-fn fhir_routes<T>(mut scope: actix_web::Scope<T>) -> actix_web::Scope<T>
-where
-    T: actix_web::dev::ServiceFactory<
-            ServiceRequest,
-            Config = (),
-            Response = ServiceResponse,
-            Error = actix_web::Error,
-            InitError = (),
-        >,
-{
-    for route in &FHIR_ROUTES {
-        let paths: Vec<&str> = if route.path.is_empty() {
-            vec!["", "/"]
-        } else {
-            vec![route.path]
-        };
-        let mut resource = web::resource(paths);
-        for (method, interaction) in route.methods {
-            resource = resource.route(handler(method, *interaction));
-        }
-        scope = scope.service(resource.default_service(not_allowed(route.allow())));
-    }
-    scope
-        .service(web::resource(UNKNOWN_OPERATION).to(unknown_operation))
-        .service(web::resource(OTHER_TYPE).to(unsupported_type))
-}
-
-/// The handler of an interaction, for one method.
-fn handler(method: &Method, interaction: Interaction) -> actix_web::Route {
-    let route = web::method(method.clone());
-    match interaction {
-        Interaction::Capabilities => route.to(metadata::capability_statement),
-        Interaction::Create => route.to(appointment::create),
-        Interaction::Update => route.to(appointment::update),
-        Interaction::Patch => route.to(appointment::patch),
-        Interaction::Validate => route.to(validate::validate),
-        Interaction::Find => route.to(find::find),
-        Interaction::SlotSearch => route.to(slot::search),
-        Interaction::Bundle => route.to(bundle::process),
-    }
-}
-
-/// A FHIR 405 naming the methods the resource does support.
-fn not_allowed(allow: String) -> actix_web::Route {
-    let value = HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static(""));
-    web::to(move |request: HttpRequest| {
-        let value = value.clone();
-        async move {
-            let mut response = respond(&request, &ProxyError::MethodNotAllowed);
-            response.headers_mut().insert(header::ALLOW, value);
-            response
-        }
-    })
-}
-
-async fn unknown_operation(request: HttpRequest) -> HttpResponse {
-    let name = request.match_info().get("operation").unwrap_or_default();
-    respond(
-        &request,
-        &ProxyError::UnknownOperation {
-            name: printable(name),
-        },
-    )
-}
-
-async fn unsupported_type(request: HttpRequest) -> HttpResponse {
-    let name = request.match_info().get("type").unwrap_or_default();
-    respond(
-        &request,
-        &ProxyError::UnsupportedType {
-            name: printable(name),
-        },
-    )
-}
-
-fn respond(request: &HttpRequest, error: &ProxyError) -> HttpResponse {
-    let rendering = response::rendering_for(request);
-    response::error(error, rendering)
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use fhirbolt::model::r4::resources::{Appointment, AppointmentParticipant};
-use fhirbolt::model::r4::types::{CodeableConcept, Reference};
+use fhirbolt::model::r4::types::CodeableConcept;
 
 use super::file::{
     CodedElement, Mapping, OtherActors, SendCodes, SlotReferenceStyle, UnmappedCode,
 };
 use super::lookup::{ResolvedIds, salesforce_id_with};
+use super::reference::{SLOT_IDENTIFIER_SYSTEM, actor_type, reference, type_and_id};
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::salesforce::wire::{BookAppointmentRequest, Participant, SlotReference};
 
@@ -355,35 +356,6 @@ fn is_required(participant: &AppointmentParticipant) -> Option<bool> {
     }
 }
 
-pub(crate) fn reference(actor: &Reference) -> Option<&str> {
-    actor.reference.as_ref()?.value.as_deref()
-}
-
-/// `Type/id`, or the last two segments of an absolute URL, split into type and id.
-pub(crate) fn type_and_id(reference: &str) -> Option<(&str, &str)> {
-    let reference = reference.split(['?', '#']).next().unwrap_or(reference);
-    let reference = match reference.find("/_history/") {
-        Some(at) => &reference[..at],
-        None => reference,
-    };
-    let mut segments = reference.rsplit('/');
-    let id = segments.next()?;
-    let fhir_type = segments.next()?;
-    let plausible_type = fhir_type.starts_with(|c: char| c.is_ascii_uppercase())
-        && fhir_type.chars().all(|c| c.is_ascii_alphabetic());
-    (plausible_type && !id.is_empty()).then_some((fhir_type, id))
-}
-
-pub(crate) fn actor_type(actor: &Reference) -> Option<String> {
-    if let Some(t) = actor.r#type.as_ref().and_then(|t| t.value.as_deref()) {
-        // `type` is a URI; for core resources it is the bare name or its canonical URL.
-        return Some(t.rsplit('/').next().unwrap_or(t).to_owned());
-    }
-    reference(actor)
-        .and_then(type_and_id)
-        .map(|(t, _)| t.to_owned())
-}
-
 fn slots(
     appointment: &Appointment,
     participants: &[Mapped],
@@ -404,7 +376,7 @@ fn slots(
         let from_search = identifier
             .and_then(|i| i.system.as_ref())
             .and_then(|s| s.value.as_deref())
-            == Some(super::slots::SLOT_IDENTIFIER_SYSTEM);
+            == Some(SLOT_IDENTIFIER_SYSTEM);
         let id = if from_search {
             identifier_value
         } else {

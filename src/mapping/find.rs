@@ -20,9 +20,9 @@ use fhirbolt::model::r4::resources::{
 };
 use fhirbolt::model::r4::types::{CodeableConcept, Coding, Reference};
 
-use super::book::type_and_id;
 use super::file::{CodedElement, Mapping};
 use super::lookup::{LookupKey, ResolvedIds, needed_for_references, salesforce_id_with};
+use super::reference::type_and_id;
 use super::slots::{
     Comparator, DateBound, SlotQuery, Token, alternatives, date_range, fhir_id, fhir_instant,
     free_slots, is_plain_name, parse_tokens, search_mode, slots_request_with, unreadable_entry,

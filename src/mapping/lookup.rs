@@ -17,8 +17,8 @@
 use fhirbolt::model::r4::resources::Appointment;
 use fhirbolt::model::r4::types::Reference;
 
-use super::book::{actor_type, reference, type_and_id};
 use super::file::{LookupRule, LookupSource, Mapping};
+use super::reference::{actor_type, reference, type_and_id};
 use crate::fhir::outcome::{Issue, IssueCode, Severity};
 use crate::salesforce::id::is_salesforce_id;
 pub use crate::salesforce::lookup::{LookupAnswer, LookupKey, ResolvedIds};

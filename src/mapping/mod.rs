@@ -8,6 +8,7 @@ pub mod booked;
 pub mod file;
 pub mod find;
 pub mod lookup;
+pub mod reference;
 pub mod slots;
 
 pub use book::{book_request, book_request_with};

@@ -23,9 +23,10 @@ use fhirbolt::model::r4::resources::{
 };
 use fhirbolt::model::r4::types::{CodeableConcept, Coding, Identifier, Reference};
 
-use super::book::{coded, salesforce_instant, type_and_id, work_type};
+use super::book::{coded, salesforce_instant, work_type};
 use super::file::{CodedElement, Mapping, SendCodes};
 use super::lookup::{LookupKey, ResolvedIds, needed_for_references, salesforce_id_with};
+use super::reference::type_and_id;
 use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
 use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::{GetSlotsRequest, ResourceSlots, SlotResource};
@@ -56,8 +57,7 @@ pub const SLOT_STATUSES: [&str; 5] = [
 /// The SlotStatus code system, allowed as the system part of a `status` token.
 const SLOT_STATUS_SYSTEM: &str = "http://hl7.org/fhir/slotstatus";
 
-/// The identifier system under which each Slot carries Salesforce's `slotId` as it was sent.
-pub const SLOT_IDENTIFIER_SYSTEM: &str = "urn:salesforce:slotId";
+pub use super::reference::SLOT_IDENTIFIER_SYSTEM;
 
 /// A date search prefix this search supports (R4 search.html §3.1.1.4.2). `ne`, `sa`, `eb` and
 /// `ap` are refused: none of them narrows a window Salesforce could be asked for.

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::client::SalesforceError;
+use super::error::SalesforceError;
 use crate::config::SalesforceSettings;
 
 /// The response header carrying the org's API usage.

@@ -2,7 +2,7 @@
 //! the cache of its answers.
 //!
 //! A mapping's `[[ids.lookup]]` rules say which FHIR references or identifiers are external ids
-//! of which Salesforce object and field; [`crate::mapping::lookup::needed_lookups`] lists the
+//! of which Salesforce object and field; `mapping::lookup::needed_lookups` lists the
 //! [`LookupKey`]s an Appointment needs, [`resolve`] answers them, and the pure mapping reads the
 //! [`ResolvedIds`]. Salesforce answers 200 with the record (one match), 404 `NOT_FOUND` (none) or
 //! 300 Multiple Choices (several: the field is not unique); everything else is a failure like any

@@ -2,6 +2,7 @@
 //! cache and the API client. Knows nothing of FHIR.
 
 pub mod client;
+pub mod error;
 pub mod id;
 pub mod jwt;
 pub mod limits;

@@ -409,7 +409,7 @@ async fn fetch(
                 status: status.as_u16(),
             })?;
         // Every API call carries the token to this host: never in clear across a network.
-        if !crate::config::is_private_channel(&instance_url) {
+        if !crate::channel::is_private_channel(&instance_url) {
             return Err(TokenError::InsecureInstance);
         }
         tracing::info!(

@@ -27,6 +27,7 @@
 
 mod legacy;
 mod postgres;
+pub mod settings;
 mod sqlite;
 
 use std::fmt;
@@ -36,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{StoreEngine, StoreSettings};
 use crate::metrics::StoreMetrics;
+use settings::{StoreEngine, StoreSettings};
 
 pub use legacy::ImportReport;
 

@@ -18,11 +18,11 @@ use secrecy::ExposeSecret;
 use tokio_postgres::config::SslMode;
 use url::Url;
 
+use super::settings::PostgresSettings;
 use super::{
     AppointmentRecord, ClaimResult, Held, ImportReport, PurgeReport, StoreError, StoredAppointment,
     TokenRecord, from_millis, millis,
 };
-use crate::config::PostgresSettings;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
+use super::settings::{LegacyImport, PostgresSettings, StoreEngine, StoreSettings};
 use super::*;
-use crate::config::{LegacyImport, PostgresSettings, StoreEngine, StoreSettings};
 
 /// The variable naming a PostgreSQL database the tests may create schemas in.
 pub const ENV_TEST_POSTGRES_URL: &str = "FSP_TEST_POSTGRES_URL";

@@ -17,21 +17,15 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
 
-use crate::http::tenant::TENANT_SEGMENT;
+use super::auth::ClientId;
+use super::tenant::TENANT_SEGMENT;
 use crate::interaction::Interaction;
 use crate::metrics::{self, Metrics};
 use crate::salesforce::id::is_salesforce_id;
 use crate::tenants::Tenants;
 
 /// The tracing target of audit lines.
-pub const TARGET: &str = "audit";
-
-/// The authenticated client's id, put into the request extensions by inbound auth.
-///
-/// The audit line reads it; when auth is off or the request is not authenticated the line says
-/// `-`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClientId(pub String);
+pub const TARGET: &str = crate::telemetry::AUDIT_TARGET;
 
 /// The ids one interaction touched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,7 +137,7 @@ pub async fn observe(
     let started = Instant::now();
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
     let _in_flight = metrics.as_ref().map(|m| m.in_flight());
-    let request_id = crate::telemetry::request_id(&request);
+    let request_id = super::request_id::request_id(&request);
     let interaction = crate::http::routes::classified(request.request()).interaction;
     let event = request.match_pattern().as_deref().and_then(security_event);
     // No clone of the request is kept across the call: routing needs it unshared.
