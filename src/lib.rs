@@ -17,6 +17,7 @@ pub mod interaction;
 pub mod mapping;
 pub mod metrics;
 pub mod reload;
+#[cfg(feature = "robustness")]
 pub mod robustness;
 pub mod salesforce;
 pub mod sandbox;
