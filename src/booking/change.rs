@@ -48,7 +48,7 @@ pub async fn update(
         };
         tenant.salesforce.update_appointment(&update).await?
     };
-    tracing::info!(salesforce_id = %id, "appointment changed");
+    tracing::debug!(salesforce_id = %id, "appointment changed");
     let changed = booked_appointment(
         &appointment,
         id,
@@ -66,6 +66,7 @@ pub async fn update(
     Ok(Done {
         effect: Effect::Changed,
         appointment: changed,
+        json: Some(record.resource),
     })
 }
 

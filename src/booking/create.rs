@@ -78,23 +78,25 @@ pub async fn book(tenant: &Tenant, prepared: Prepared) -> Result<Done, ProxyErro
         criteria,
         request,
     } = prepared;
-    if let Some(done) = one_booking(matching(tenant, criteria.as_ref()).await?).await? {
-        tracing::info!("an appointment with this identifier was booked before; nothing sent");
-        return Ok(done);
-    }
     let keys = criteria
         .as_ref()
         .map(IdentifierCriteria::keys)
         .unwrap_or_default();
+    // The claim looks for an earlier booking itself, in the same write: no read beforehand.
     let claim = match tenant.store.claim(&keys).await? {
         ClaimOutcome::Claimed(claim) => claim,
-        // Booked (and recorded) by another request since the look above.
-        ClaimOutcome::Booked(_) => {
-            return one_booking(matching(tenant, criteria.as_ref()).await?)
-                .await?
-                .ok_or(ProxyError::InProgress {
-                    expires_in: std::time::Duration::ZERO,
-                });
+        ClaimOutcome::Booked(found) => {
+            // With one `identifier` parameter (or the resource's own identifiers) what the claim
+            // found is the match; with several, each must have found it.
+            let found = match &criteria {
+                Some(c) if c.all_of.len() > 1 => matching(tenant, Some(c)).await?,
+                _ => found,
+            };
+            let done = one_booking(found).await?.ok_or(ProxyError::InProgress {
+                expires_in: std::time::Duration::ZERO,
+            })?;
+            tracing::info!("an appointment with this identifier was booked before; nothing sent");
+            return Ok(done);
         }
         ClaimOutcome::Busy { expires_in } => return Err(ProxyError::InProgress { expires_in }),
     };
@@ -108,7 +110,7 @@ pub async fn book(tenant: &Tenant, prepared: Prepared) -> Result<Done, ProxyErro
         }
     };
     let id = outcome.id.clone().unwrap_or_default();
-    tracing::info!(salesforce_id = %id, "appointment booked");
+    tracing::debug!(salesforce_id = %id, "appointment booked");
     let booked = booked_appointment(
         &appointment,
         &id,
@@ -123,6 +125,7 @@ pub async fn book(tenant: &Tenant, prepared: Prepared) -> Result<Done, ProxyErro
     Ok(Done {
         effect: Effect::Booked,
         appointment: booked,
+        json: Some(record.resource),
     })
 }
 
@@ -210,6 +213,7 @@ async fn one_booking(mut found: Vec<StoredAppointment>) -> Result<Option<Done>, 
             Ok(Some(Done {
                 effect: Effect::Found,
                 appointment,
+                json: None,
             }))
         }
         _ => Err(ProxyError::MultipleMatches),

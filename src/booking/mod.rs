@@ -36,6 +36,9 @@ pub struct Done {
     pub effect: Effect,
     /// The appointment as it now stands.
     pub appointment: Appointment,
+    /// The same appointment in compact FHIR JSON, as recorded in the store, when this use case
+    /// wrote it: a JSON answer reuses it instead of serializing the appointment again.
+    pub json: Option<String>,
 }
 
 impl Done {

@@ -142,9 +142,15 @@ fn answer(
         .and_then(|d| header::HeaderValue::from_str(&http_date(d.to_utc())).ok());
     let mut response = match response::return_preference(request) {
         ReturnPreference::Minimal => HttpResponse::build(status).finish(),
-        ReturnPreference::Representation => {
-            response::resource(status, &done.appointment, rendering)
-        }
+        ReturnPreference::Representation => match done.json {
+            // Written once, for the store and for this answer.
+            Some(json) if rendering.format == Format::Json && !rendering.pretty => {
+                HttpResponse::build(status)
+                    .insert_header((header::CONTENT_TYPE, Format::Json.content_type()))
+                    .body(json)
+            }
+            _ => response::resource(status, &done.appointment, rendering),
+        },
         ReturnPreference::OperationOutcome => response::outcome(
             status,
             &[Issue::information(format!(

@@ -301,7 +301,12 @@ impl SalesforceClient {
             let salesforce_retry_after =
                 header_text(headers, "retry-after").and_then(limits::parse_retry_after);
             let body = read_capped(response).await?;
-            tracing::info!(http_status = status, "Salesforce answered");
+            // Success is in the audit line; anything else is worth a line of its own.
+            if (200..300).contains(&status) {
+                tracing::debug!(http_status = status, "Salesforce answered");
+            } else {
+                tracing::info!(http_status = status, "Salesforce answered");
+            }
             if status == 401 && !retried {
                 // A 401 is decided before any processing: safe to repeat with a new token.
                 tracing::info!("Salesforce refused the cached token; fetching a new one");

@@ -3,9 +3,11 @@
 //! SQLite is a blocking library, and actix workers must never block, so the store works on threads
 //! of its own and callers await answers over channels:
 //! - one **writer** thread owns the only writing connection. It takes every write waiting in its
-//!   queue (up to [`MAX_BATCH`]) into one transaction, each in a savepoint of its own (a failing
-//!   write is undone alone), and commits once: concurrent bookings share one sync of the log
-//!   (group commit). Each write is answered only after that commit is durable.
+//!   queue (up to [`MAX_BATCH`]) into one transaction and commits once: concurrent bookings share
+//!   one sync of the log (group commit). Each write is answered only after that commit is
+//!   durable. Writes almost never fail, so a batch runs without savepoints (which cost a copy of
+//!   every page a write touches); when one does fail, the batch is rolled back and run again with
+//!   each write in a savepoint of its own, so that the failure undoes that write alone.
 //! - [`READERS`] **reader** threads, each with its own connection, answer reads; in WAL mode they
 //!   read the last commit while the writer writes the next.
 //!
@@ -39,11 +41,50 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Appointment records deleted per transaction by a purge, so it never holds up bookings long.
 const PURGE_CHUNK: usize = 1000;
 
-/// Runs inside the batch's transaction (`None`: the transaction could not be begun) and returns
-/// what to do once the commit succeeded or failed.
-type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// One write waiting for the writer.
+type WriteJob = Box<dyn Write>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A write: run (perhaps twice, see the module's documentation) inside the batch's transaction,
+/// then answered with the commit's outcome.
+trait Write: Send {
+    /// Runs the write (in a savepoint of its own when `isolated`); whether it succeeded.
+    fn run(&mut self, connection: &Connection, isolated: bool) -> bool;
+    /// Answers the caller: the write's result if the batch was committed, else why not.
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+/// A write of `f`, answered on `answer`.
+struct Pending<T, F> {
+    f: F,
+    result: Option<Result<T, StoreError>>,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Write for Pending<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> rusqlite::Result<T> + Send,
+{
+    fn run(&mut self, connection: &Connection, isolated: bool) -> bool {
+        let result = if isolated {
+            in_savepoint(connection, &mut self.f)
+        } else {
+            guarded(|| (self.f)(connection))
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let _ = self.answer.send(match (commit, self.result) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::closed()),
+        });
+    }
+}
 
 /// The SQLite engine: channels to its writer and readers. When the last handle is dropped, the
 /// threads finish their queues and close their connections.
@@ -100,7 +141,7 @@ impl Sqlite {
     /// Runs `f` in the writer's next transaction, answered once that has been committed.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.writes
@@ -200,8 +241,8 @@ impl Sqlite {
         let claim = claim.cloned();
         self.write(move |c| {
             upsert(c, &tenant, &record)?;
-            if let Some(claim) = claim {
-                release(c, &tenant, &claim)?;
+            if let Some(claim) = &claim {
+                release(c, &tenant, claim)?;
             }
             Ok(())
         })
@@ -376,21 +417,15 @@ impl Sqlite {
     }
 }
 
-/// A write job that runs `f` in a savepoint of the batch's transaction and answers once the
-/// batch is committed.
+/// A write job that runs `f` in the batch's transaction and answers once the batch is committed.
 fn write_job<T: Send + 'static>(
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     answer: oneshot::Sender<Result<T, StoreError>>,
 ) -> WriteJob {
-    Box::new(move |connection| {
-        let result = connection.map(|c| in_savepoint(c, f));
-        Box::new(move |commit| {
-            let _ = answer.send(match (commit, result) {
-                (Err(error), _) => Err(error),
-                (Ok(()), Some(result)) => result,
-                (Ok(()), None) => Err(StoreError::closed()),
-            });
-        })
+    Box::new(Pending {
+        f,
+        result: None,
+        answer,
     })
 }
 
@@ -406,27 +441,49 @@ fn write_loop(connection: &Connection, queue: &Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let begun = connection
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| engine_error(&e));
-        let open = begun.is_ok().then_some(connection);
-        let finishers: Vec<Finish> = batch.into_iter().map(|job| job(open)).collect();
-        let committed = begun.and_then(|()| {
-            connection.execute_batch("COMMIT").map_err(|e| {
-                let _ = connection.execute_batch("ROLLBACK");
-                engine_error(&e)
-            })
-        });
-        for finish in finishers {
-            finish(committed.clone());
+        let committed = run_batch(connection, &mut batch);
+        for job in batch {
+            job.finish(committed.clone());
         }
     }
+}
+
+/// Runs a batch in one transaction and commits it: first without savepoints; if a write fails,
+/// again from the start with each write in a savepoint.
+fn run_batch(connection: &Connection, batch: &mut [WriteJob]) -> Result<(), StoreError> {
+    let statement = |sql: &str| -> Result<(), StoreError> {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| engine_error(&e))
+    };
+    let commit = || {
+        statement("COMMIT").inspect_err(|_| {
+            let _ = statement("ROLLBACK");
+        })
+    };
+    statement("BEGIN IMMEDIATE")?;
+    if batch.iter_mut().all(|job| job.run(connection, false)) {
+        return commit();
+    }
+    // Undone whole (it may have failed half-way); SQLite may have rolled it back already.
+    let _ = statement("ROLLBACK");
+    if batch.len() == 1 {
+        // Nothing was kept, and the write's own error answers it.
+        return Ok(());
+    }
+    statement("BEGIN IMMEDIATE")?;
+    for job in batch.iter_mut() {
+        job.run(connection, true);
+    }
+    commit()
 }
 
 /// Runs one write in a savepoint, so that its failure undoes it alone.
 fn in_savepoint<T>(
     connection: &Connection,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    f: &mut impl FnMut(&Connection) -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
     connection
         .execute_batch("SAVEPOINT job")
@@ -628,4 +685,82 @@ fn release(c: &Connection, tenant: &str, claim: &Held) -> rusqlite::Result<()> {
         delete.execute(params![tenant, key, claim.owner])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        connection
+    }
+
+    /// A write that inserts `x`, then fails when `fail`.
+    fn insert(x: i64, fail: bool) -> (WriteJob, oneshot::Receiver<Result<(), StoreError>>) {
+        let (answer, answered) = oneshot::channel();
+        let job = write_job(
+            move |c| {
+                c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+                if fail {
+                    return Err(rusqlite::Error::QueryReturnedNoRows);
+                }
+                Ok(())
+            },
+            answer,
+        );
+        (job, answered)
+    }
+
+    fn rows(c: &Connection) -> Vec<i64> {
+        let mut statement = c.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn finish(batch: Vec<WriteJob>, committed: Result<(), StoreError>) {
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+
+    #[test]
+    fn a_failing_write_is_undone_alone_and_the_others_are_committed() {
+        let c = table();
+        let (a, a_answer) = insert(1, false);
+        let (b, b_answer) = insert(2, true);
+        let (d, d_answer) = insert(3, false);
+        let mut batch = vec![a, b, d];
+        let committed = run_batch(&c, &mut batch);
+        assert!(committed.is_ok());
+        finish(batch, committed);
+        assert_eq!(rows(&c), [1, 3]);
+        assert!(a_answer.blocking_recv().unwrap().is_ok());
+        assert!(b_answer.blocking_recv().unwrap().is_err());
+        assert!(d_answer.blocking_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_write_failing_alone_leaves_nothing_half_done() {
+        let c = table();
+        let (b, b_answer) = insert(2, true);
+        let mut batch = vec![b];
+        let committed = run_batch(&c, &mut batch);
+        finish(batch, committed);
+        assert!(rows(&c).is_empty());
+        assert!(b_answer.blocking_recv().unwrap().is_err());
+        // The connection is usable afterwards: no transaction was left open.
+        let (a, a_answer) = insert(1, false);
+        let mut batch = vec![a];
+        let committed = run_batch(&c, &mut batch);
+        finish(batch, committed);
+        assert_eq!(rows(&c), [1]);
+        assert!(a_answer.blocking_recv().unwrap().is_ok());
+    }
 }
