@@ -20,7 +20,8 @@ pub mod reload;
 #[cfg(feature = "robustness")]
 pub mod robustness;
 pub mod salesforce;
-pub mod sandbox;
+/// The local stand-in for a Salesforce org (the `salesforce-sandbox` crate of this workspace).
+pub use salesforce_sandbox as sandbox;
 pub mod server;
 pub mod signals;
 pub mod store;

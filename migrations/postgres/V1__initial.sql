@@ -1,6 +1,9 @@
 -- Appointments booked or changed through the proxy, one row per tenant and Salesforce id.
 -- `resource` is the FHIR Appointment (JSON) as last answered; the other columns are taken from it
--- when it is written, for lookups, searches and retention. Times are Unix milliseconds.
+-- when it is written, for lookups, searches and retention. Times are Unix milliseconds. Searches
+-- by practitioner or location go to Salesforce, which holds the appointment as it is now; the
+-- participants' references are kept (`actors`, a JSON array) but not indexed, which keeps a
+-- booking's write to one row and two small index entries per identifier.
 CREATE TABLE appointment (
     tenant        TEXT    NOT NULL,
     id            TEXT    NOT NULL,
@@ -9,13 +12,13 @@ CREATE TABLE appointment (
     start_ms      BIGINT,
     end_ms        BIGINT,
     patient       TEXT,
+    actors        TEXT    NOT NULL,
     updated_ms    BIGINT NOT NULL,
     -- The later of end and last change: retention deletes the record once this is old enough.
     keep_until_ms BIGINT NOT NULL,
     PRIMARY KEY (tenant, id)
 );
 CREATE INDEX appointment_by_patient ON appointment (tenant, patient, start_ms);
-CREATE INDEX appointment_by_start ON appointment (tenant, start_ms);
 CREATE INDEX appointment_by_keep_until ON appointment (keep_until_ms);
 
 -- Business identifiers (`system|value`) of each appointment: what stops a retry from booking twice.
@@ -27,16 +30,6 @@ CREATE TABLE appointment_identifier (
     FOREIGN KEY (tenant, appointment_id) REFERENCES appointment (tenant, id) ON DELETE CASCADE
 );
 CREATE INDEX appointment_identifier_by_appointment ON appointment_identifier (tenant, appointment_id);
-
--- The participants' references (`Practitioner/123`, `Location/7`), for searches by actor.
-CREATE TABLE appointment_actor (
-    tenant         TEXT NOT NULL,
-    actor          TEXT NOT NULL,
-    appointment_id TEXT NOT NULL,
-    PRIMARY KEY (tenant, actor, appointment_id),
-    FOREIGN KEY (tenant, appointment_id) REFERENCES appointment (tenant, id) ON DELETE CASCADE
-);
-CREATE INDEX appointment_actor_by_appointment ON appointment_actor (tenant, appointment_id);
 
 -- "This identifier is being booked right now": taken before Salesforce is called, removed (by
 -- identifier and owner) when the booking is recorded or has failed; one left behind by a dead

@@ -153,7 +153,6 @@ pub(crate) mod test_keys {
     use std::sync::OnceLock;
 
     use rsa::RsaPrivateKey;
-    use rsa::pkcs1::EncodeRsaPublicKey as _;
     use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 
     /// A private key (PKCS#8 PEM) and its public key (SPKI PEM).
@@ -185,15 +184,6 @@ pub(crate) mod test_keys {
     pub(crate) fn stranger() -> &'static KeyPair {
         static KEY: OnceLock<KeyPair> = OnceLock::new();
         KEY.get_or_init(generate)
-    }
-
-    /// The trusted key's public half in PKCS#1 form (`BEGIN RSA PUBLIC KEY`).
-    pub(crate) fn trusted_public_pkcs1() -> String {
-        trusted()
-            .key
-            .to_public_key()
-            .to_pkcs1_pem(LineEnding::LF)
-            .unwrap()
     }
 }
 

@@ -384,6 +384,44 @@ mod tests {
         assert_eq!(o.id, None);
     }
 
+    /// The answers the sandbox (a separate crate, written from the same pages) gives: the proxy
+    /// reads each, so a field the two spell differently shows here and in the integration tests.
+    #[test]
+    fn reads_the_shapes_the_sandbox_answers() {
+        let id = "08pSB0000000001YAA";
+        let booked = AppointmentOutcome::parse(
+            format!(r#"{{"id":"{id}","isSuccess":true,"status":"Scheduled","error":[]}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let updated = AppointmentOutcome::parse(
+            format!(
+                r#"[{{"id":"{id}","isSuccess":true,"status":"Scheduled","errorMessages":[]}}]"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        for outcome in [&booked, &updated] {
+            assert!(outcome.is_success);
+            assert_eq!(outcome.id.as_deref(), Some(id));
+            assert_eq!(outcome.status.as_deref(), Some("Scheduled"));
+            assert!(outcome.errors.is_empty());
+        }
+        let cancelled = AppointmentOutcome::parse(
+            format!(r#"{{"id":"{id}","isSuccess":true,"status":"Canceled","errorMessages":[]}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(cancelled.status.as_deref(), Some("Canceled"));
+        let rejected = AppointmentOutcome::parse(
+            br#"{"isSuccess":false,"status":"Rejected","errorMessages":["Slot s-1 is no longer available"]}"#,
+        )
+        .unwrap();
+        assert!(!rejected.is_success);
+        assert_eq!(rejected.id, None);
+        assert_eq!(rejected.errors, ["Slot s-1 is no longer available"]);
+    }
+
     #[test]
     fn reads_both_get_slots_shapes() {
         let details = br#"{"resourceSlotDetails":[{"resourceId":"0bSxx000000000xxAQ","availableSlots":[{"slotId":"ce5b28b6","slotStartDate":"2025-09-20T00:15:00Z","slotEndDate":"2025-09-20T00:45:00Z","sourceSystem":null}]}]}"#;

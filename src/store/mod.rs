@@ -3,8 +3,8 @@
 //! - **Appointments** booked or changed through the proxy: by Salesforce id, with their business
 //!   identifiers (`system|value`, what lets a retried POST be answered with the earlier booking
 //!   instead of booking twice) and the FHIR representation last answered (what a JSON Patch is
-//!   applied to). Status, start, end, patient and actors are kept in columns of their own, for
-//!   searches.
+//!   applied to). Status, start, end, patient and actors are kept in columns of their own (the
+//!   patient and start indexed, for searches).
 //! - **Identifier claims**: "this identifier is being booked right now", taken before Salesforce
 //!   is called and removed once the booking is recorded (or failed). Two requests, on one replica
 //!   or on two, given the same identifier at the same moment: one books, the other gets a 409. A
@@ -77,6 +77,11 @@ pub struct AppointmentRecord {
 }
 
 impl AppointmentRecord {
+    /// The participants' references as the JSON array the `actors` column keeps.
+    fn actors_json(&self) -> String {
+        serde_json::to_string(&self.actors).unwrap_or_else(|_| "[]".to_owned())
+    }
+
     /// When retention may delete it: the later of its end and its last change.
     fn keep_until(&self) -> DateTime<Utc> {
         self.end.map_or(self.updated, |end| end.max(self.updated))

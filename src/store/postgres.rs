@@ -488,11 +488,11 @@ async fn upsert(
     let statement = c
         .prepare_cached(
             "INSERT INTO appointment (tenant, id, resource, status, start_ms, end_ms, patient, \
-             updated_ms, keep_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (tenant, id) DO UPDATE SET resource = excluded.resource, \
+             actors, updated_ms, keep_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10) ON CONFLICT (tenant, id) DO UPDATE SET resource = excluded.resource, \
              status = excluded.status, start_ms = excluded.start_ms, end_ms = excluded.end_ms, \
-             patient = excluded.patient, updated_ms = excluded.updated_ms, \
-             keep_until_ms = excluded.keep_until_ms",
+             patient = excluded.patient, actors = excluded.actors, \
+             updated_ms = excluded.updated_ms, keep_until_ms = excluded.keep_until_ms",
         )
         .await?;
     c.execute(
@@ -505,29 +505,26 @@ async fn upsert(
             &record.start.map(millis),
             &record.end.map(millis),
             &record.patient,
+            &record.actors_json(),
             &millis(record.updated),
             &millis(record.keep_until()),
         ],
     )
     .await?;
-    for (table, column, values) in [
-        ("appointment_identifier", "identifier", &record.identifiers),
-        ("appointment_actor", "actor", &record.actors),
-    ] {
-        let delete = c
-            .prepare_cached(&format!(
-                "DELETE FROM {table} WHERE tenant = $1 AND appointment_id = $2"
-            ))
-            .await?;
-        c.execute(&delete, &[&tenant, &record.id]).await?;
-        let insert = c
-            .prepare_cached(&format!(
-                "INSERT INTO {table} (tenant, {column}, appointment_id) SELECT $1, v, $3 FROM \
-                 unnest($2::text[]) AS v ON CONFLICT DO NOTHING"
-            ))
-            .await?;
-        c.execute(&insert, &[&tenant, values, &record.id]).await?;
-    }
+    let delete = c
+        .prepare_cached(
+            "DELETE FROM appointment_identifier WHERE tenant = $1 AND appointment_id = $2",
+        )
+        .await?;
+    c.execute(&delete, &[&tenant, &record.id]).await?;
+    let insert = c
+        .prepare_cached(
+            "INSERT INTO appointment_identifier (tenant, identifier, appointment_id) SELECT $1, \
+             v, $3 FROM unnest($2::text[]) AS v ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    c.execute(&insert, &[&tenant, &record.identifiers, &record.id])
+        .await?;
     Ok(())
 }
 

@@ -13,8 +13,8 @@
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
 
-use crate::salesforce::id::is_salesforce_id;
-use crate::salesforce::wire::PlatformError;
+use crate::id::is_record_id;
+use crate::platform::PlatformError;
 
 /// Error code for a body the JSON parser refuses.
 pub(super) const JSON_PARSER_ERROR: &str = "JSON_PARSER_ERROR";
@@ -376,7 +376,7 @@ pub(super) fn check_id(
     let Some(id) = check_string(object, name, errors) else {
         return field(object, name).is_some();
     };
-    if !is_salesforce_id(id) {
+    if !is_record_id(id) {
         errors.push(violation(
             MALFORMED_ID,
             name,
@@ -495,7 +495,7 @@ fn check_participants(object: &Map<String, Value>, errors: &mut Vec<PlatformErro
         };
         // Counted even with a malformed id, so one bad id is reported once, not twice.
         counts[k] += 1;
-        if !is_salesforce_id(id) {
+        if !is_record_id(id) {
             errors.push(violation(
                 MALFORMED_ID,
                 "participants",

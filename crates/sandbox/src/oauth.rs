@@ -15,8 +15,16 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{SandboxJwtBearer, SandboxSettings};
-use crate::salesforce::jwt::JWT_BEARER_GRANT;
-use crate::salesforce::wire::TokenErrorResponse;
+
+/// The JWT bearer grant's `grant_type` (RFC 7523, as the OAuth 2.0 JWT Bearer Flow page names it).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The token endpoint's error body: `{"error", "error_description"}` (HTTP 400).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(super) struct TokenErrorResponse {
+    error: String,
+    error_description: Option<String>,
+}
 
 /// The grant where the proxy authenticates as itself with a secret.
 pub(super) const CLIENT_CREDENTIALS: &str = "client_credentials";

@@ -22,8 +22,8 @@ use super::booking::{
     MALFORMED_ID, check_code_list, check_id, check_string, field, invalid, parse_object,
     require_source_system, type_name, violation,
 };
-use crate::salesforce::id::is_salesforce_id;
-use crate::salesforce::wire::PlatformError;
+use crate::id::is_record_id;
+use crate::platform::PlatformError;
 
 /// Every field of the Get Slots request (§2.3).
 const SLOTS_FIELDS: &[&str] = &[
@@ -274,7 +274,7 @@ fn resource_id(
             return None;
         }
     };
-    if is_salesforce_id(id) {
+    if is_record_id(id) {
         Some(id.clone())
     } else {
         errors.push(violation(

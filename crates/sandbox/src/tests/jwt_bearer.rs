@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use super::*;
-use crate::salesforce::jwt::JWT_BEARER_GRANT;
-use crate::salesforce::jwt::test_keys::{self, KeyPair};
+use crate::oauth::JWT_BEARER_GRANT;
+use test_keys::KeyPair;
 
 const USER: &str = "integration@example.com";
 const AUDIENCE: &str = "https://test.salesforce.com";
@@ -203,4 +203,53 @@ fn jwt_bearer_settings_default_to_the_production_audience() {
     assert_eq!(s.audience, "https://login.salesforce.com");
     assert_eq!(s.username, USER);
     assert!(SandboxSettings::default().jwt_bearer.is_none());
+}
+
+/// RSA key pairs made at test time, never checked in.
+mod test_keys {
+    use std::sync::OnceLock;
+
+    use rsa::RsaPrivateKey;
+    use rsa::pkcs1::EncodeRsaPublicKey as _;
+    use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+
+    /// A private key (PKCS#8 PEM) and its public key (SPKI PEM).
+    pub(super) struct KeyPair {
+        pub(super) private_pem: String,
+        pub(super) public_pem: String,
+        key: RsaPrivateKey,
+    }
+
+    fn generate() -> KeyPair {
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA keygen");
+        KeyPair {
+            private_pem: key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            public_pem: key
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            key,
+        }
+    }
+
+    /// The key the sandbox trusts.
+    pub(super) fn trusted() -> &'static KeyPair {
+        static KEY: OnceLock<KeyPair> = OnceLock::new();
+        KEY.get_or_init(generate)
+    }
+
+    /// A key nobody trusts.
+    pub(super) fn stranger() -> &'static KeyPair {
+        static KEY: OnceLock<KeyPair> = OnceLock::new();
+        KEY.get_or_init(generate)
+    }
+
+    /// The trusted key's public half in PKCS#1 form (`BEGIN RSA PUBLIC KEY`).
+    pub(super) fn trusted_public_pkcs1() -> String {
+        trusted()
+            .key
+            .to_public_key()
+            .to_pkcs1_pem(LineEnding::LF)
+            .unwrap()
+    }
 }

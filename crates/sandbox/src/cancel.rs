@@ -11,7 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::booking::{check_string, check_url_id, field, invalid, parse_object, type_name};
-use crate::salesforce::wire::PlatformError;
+use crate::platform::PlatformError;
 
 /// Error code for a value outside a restricted picklist (`salesforce-api.md` §4.3).
 pub(super) const RESTRICTED_PICKLIST: &str = "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST";

@@ -109,16 +109,6 @@ async fn update_reschedules_and_answers_with_the_action_array() {
         answer,
         json!([{"id": id, "isSuccess": true, "status": "Scheduled", "errorMessages": []}])
     );
-    // The proxy's reader takes this shape as well as Book's.
-    assert_eq!(
-        AppointmentOutcome::parse(answer.to_string().as_bytes()).unwrap(),
-        AppointmentOutcome {
-            id: Some(id.clone()),
-            is_success: true,
-            status: Some("Scheduled".to_owned()),
-            errors: Vec::new(),
-        }
-    );
     assert_eq!(sandbox.appointment(&id), Some(scheduled(&id, body)));
     assert_eq!(
         sandbox.appointment(&other),
@@ -295,8 +285,6 @@ async fn update_into_a_slot_held_by_another_appointment_is_rejected() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer, rejected(Some(&second), "slot-a"));
-    let outcome = AppointmentOutcome::parse(answer.to_string().as_bytes()).unwrap();
-    assert!(!outcome.is_success, "{outcome:?}");
     assert_eq!(
         sandbox.appointment(&second),
         Some(scheduled(&second, ehr_sample("slot-b"))),
@@ -401,15 +389,6 @@ async fn cancel_with_the_default_status_cancels_and_says_so() {
     assert_eq!(
         answer,
         json!({"id": id, "isSuccess": true, "status": "Canceled", "errorMessages": []})
-    );
-    assert_eq!(
-        AppointmentOutcome::parse(answer.to_string().as_bytes()).unwrap(),
-        AppointmentOutcome {
-            id: Some(id.clone()),
-            is_success: true,
-            status: Some("Canceled".to_owned()),
-            errors: Vec::new(),
-        }
     );
     assert_eq!(
         sandbox.appointment(&id),
@@ -630,8 +609,6 @@ async fn cancelling_twice_is_not_successful_the_second_time() {
             "errorMessages": [format!("Appointment {id} is already cancelled (Canceled)")]
         })
     );
-    let outcome = AppointmentOutcome::parse(answer.to_string().as_bytes()).unwrap();
-    assert!(!outcome.is_success, "{outcome:?}");
     assert_eq!(sandbox.cancellations(), [id.as_str()], "cancelled once");
     assert_eq!(
         sandbox.appointment(&id).unwrap().cancellation,

@@ -44,7 +44,9 @@
 mod booking;
 mod cancel;
 pub mod faults;
+pub mod id;
 mod oauth;
+mod platform;
 mod slots;
 mod sobjects;
 #[cfg(test)]
@@ -68,8 +70,11 @@ use serde_json::{Value, json};
 use self::booking::Action;
 pub use self::faults::{ApiCall, Fault};
 pub use self::sobjects::ExternalIdRecords;
-use crate::salesforce::id::to_case_safe;
-use crate::salesforce::wire::{PlatformError, TokenResponse};
+use crate::id::case_safe;
+use crate::platform::PlatformError;
+
+/// The production login URL, the JWT bearer grant's default audience.
+pub const DEFAULT_AUDIENCE: &str = "https://login.salesforce.com";
 
 /// The client id a default sandbox accepts.
 pub const DEFAULT_CLIENT_ID: &str = "sandbox-client";
@@ -149,7 +154,7 @@ impl SandboxJwtBearer {
         SandboxJwtBearer {
             public_key_pem: public_key_pem.to_owned(),
             username: username.to_owned(),
-            audience: crate::config::DEFAULT_AUDIENCE.to_owned(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
         }
     }
 }
@@ -560,15 +565,16 @@ async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
     }
     HttpResponse::Ok()
         .insert_header(no_store)
-        .json(TokenResponse {
-            access_token,
-            instance_url: base_url,
-            id: Some(identity_url),
-            token_type: Some("Bearer".to_owned()),
-            issued_at: Some(issued_at),
-            signature: Some(signature),
-            scope: Some("api".to_owned()),
-        })
+        // The OAuth 2.0 Client Credentials Flow page's response: no `expires_in`.
+        .json(json!({
+            "access_token": access_token,
+            "signature": signature,
+            "scope": "api",
+            "instance_url": base_url,
+            "id": identity_url,
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+        }))
 }
 
 /// Whether the request carries a live token (`Bearer` or Salesforce's older `OAuth` scheme).
@@ -828,5 +834,5 @@ fn mint_appointment_id(serial: u64) -> String {
         n /= 62;
     }
     let id15 = format!("08pSB0{}", String::from_utf8_lossy(&record));
-    to_case_safe(&id15)
+    case_safe(&id15)
 }
