@@ -1,11 +1,11 @@
 //! How the embedded store carries a hospital's volume: books `FSP_BENCH_BOOKINGS` appointments
-//! (default 1,000,000) through the store operations a booking makes (look up its identifier,
-//! claim it, record the booked appointment releasing the claim), 64 at a time as concurrent
+//! (default 1,000,000) through the store operations a booking makes (claim its identifier, which
+//! also looks for an earlier booking; record the booked appointment, releasing the claim), 64 at a time as concurrent
 //! requests would, and reports the rate of each tenth of the run, the file's size, the
 //! process's peak memory, and how long reopening the full store takes.
 //!
 //! `cargo bench --bench store`; `FSP_BENCH_DIR=/some/dir` keeps the database there
-//! (`appointments.db`) for a load run of the proxy over it (`benches/http-load.sh`). README
+//! (`appointments.db`) for a load run of the proxy over it (`benches/load/run.sh`). README
 //! records the figures.
 
 use std::time::Instant;
@@ -17,13 +17,11 @@ use futures_util::StreamExt;
 
 const IN_FLIGHT: usize = 64;
 
-/// One booking's store operations, as `create_interaction` makes them.
+/// One booking's store operations, as `booking::create::book` makes them.
 async fn book(store: &Store, n: usize, resource: &serde_json::Value) {
     let tenant = store.tenant(None);
     let identifier = format!("http://hospital.example.org/fhir/appointment-id|B-{n}");
     let keys = [identifier.clone()];
-    let found = tenant.find_by_identifiers(&keys).await.unwrap();
-    assert!(found.is_empty());
     let ClaimOutcome::Claimed(claim) = tenant.claim(&keys).await.unwrap() else {
         panic!("B-{n} was claimed before");
     };

@@ -68,6 +68,34 @@ impl TestApp {
         self.post_appointment(body.to_string(), "application/fhir+json")
             .await
     }
+
+    /// The request of [`TestApp::post_json`], sent in the background.
+    pub fn post_in_background(&self, body: &Value) -> tokio::task::JoinHandle<reqwest::Response> {
+        let request = self
+            .client
+            .post(format!("{}/fhir/Appointment", self.address))
+            .header("Content-Type", "application/fhir+json")
+            .body(body.to_string());
+        tokio::spawn(async move { request.send().await.unwrap() })
+    }
+}
+
+/// How long a test waits for something the proxy or the sandbox will surely do.
+pub const HELD_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Has the sandbox hold the next Salesforce call, starts `request` (one that makes such a call)
+/// in the background, and returns once the sandbox holds it; the call goes on after
+/// `sandbox.release_held()`. Panics if the call does not reach the sandbox in time.
+pub async fn start_held<T: Send + 'static>(
+    sandbox: &Sandbox,
+    request: impl std::future::Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    sandbox.set_fault_for(sandbox::Fault::Hold, 1);
+    let started = tokio::spawn(request);
+    tokio::time::timeout(HELD_DEADLINE, sandbox.wait_until_held(1))
+        .await
+        .expect("the request's Salesforce call reaches the sandbox");
+    started
 }
 
 /// The example mapping shipped in `mappings/example.toml`.
@@ -196,13 +224,7 @@ fn running(
 
 /// Starts a sandbox and a proxy wired to it.
 pub fn spawn_with_sandbox(mapping: Mapping) -> (TestApp, Sandbox) {
-    let sandbox = Sandbox::start(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        SandboxSettings::default(),
-    )
-    .unwrap();
-    let app = spawn_proxy(salesforce_settings(&sandbox.token_url()), mapping);
-    (app, sandbox)
+    spawn_with_sandbox_using(mapping, |_| {})
 }
 
 /// Starts a sandbox and a proxy wired to it, letting the test adjust the Salesforce settings

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fhir_salesforce_proxy::sandbox::{self, Fault, Sandbox};
+use fhir_salesforce_proxy::sandbox::{self, Sandbox};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -340,23 +340,7 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_old_mapping() {
     let sandbox = start_sandbox();
     let config = ConfigDir::new(&sandbox, "");
     let app = spawn_with_config(&sandbox, &config);
-    sandbox.set_fault_for(Fault::Hold, 1);
-    let held = {
-        let client = app.client.clone();
-        let url = format!("{}/fhir/Appointment", app.address);
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .header("Content-Type", "application/fhir+json")
-                .body(numbered_appointment(1).to_string())
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    tokio::time::timeout(DEADLINE, sandbox.wait_until_held(1))
-        .await
-        .expect("the booking reaches the sandbox");
+    let held = start_held(&sandbox, app.post_in_background(&numbered_appointment(1))).await;
 
     config.write_mapping(&edited_mapping_text());
     assert_eq!(reload(&app).await.status(), 200);
@@ -365,7 +349,7 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_old_mapping() {
     assert_eq!(last_work_type(&sandbox), NEW_WORK_TYPE);
     sandbox.release_held();
 
-    let first = held.await.unwrap();
+    let first = held.await.unwrap().unwrap();
     assert_eq!(first.status(), 201);
     let body = json_body(first).await;
     assert_eq!(body["status"], "booked", "{body}");

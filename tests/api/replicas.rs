@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::LazyLock;
-use std::time::Duration;
 
-use fhir_salesforce_proxy::sandbox::{Fault, Sandbox};
+use fhir_salesforce_proxy::sandbox::Sandbox;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -17,7 +16,6 @@ use crate::process::{self, BIN, Proxy};
 
 const SALESFORCE_SECRET: &str = "sandbox-secret";
 const API_KEY: &str = "replica-key-5c1e7d20a9b84f3e";
-const DEADLINE: Duration = Duration::from_secs(30);
 
 static SMART_KEY: LazyLock<TestKey> = LazyLock::new(|| ec_key("replica-smart"));
 
@@ -115,11 +113,11 @@ async fn two_replicas_on_one_postgres_book_once_and_share_tokens_and_replays() {
 
     // The same identifier posted to both at once: booked once. The first booking is held in
     // Salesforce so the two surely overlap.
-    sandbox.set_fault_for(Fault::Hold, 1);
-    let first = tokio::spawn(book(&client, &one.address(), &tagged("same"), api_key()));
-    tokio::time::timeout(DEADLINE, sandbox.wait_until_held(1))
-        .await
-        .expect("the first booking reaches the sandbox");
+    let first = start_held(
+        &sandbox,
+        book(&client, &one.address(), &tagged("same"), api_key()),
+    )
+    .await;
     let second = book(&client, &two.address(), &tagged("same"), api_key())
         .await
         .unwrap();

@@ -2,24 +2,11 @@
 //! one store book an identifier once, and a store lost while running answers 503 and books
 //! nothing.
 
-use std::time::Duration;
-
 use fhir_salesforce_proxy::sandbox::Fault;
 use fhir_salesforce_proxy::store::Store;
 use serde_json::Value;
 
 use crate::helpers::*;
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn post(app: &TestApp, body: &Value) -> tokio::task::JoinHandle<reqwest::Response> {
-    let request = app
-        .client
-        .post(format!("{}/fhir/Appointment", app.address))
-        .header("Content-Type", "application/fhir+json")
-        .body(body.to_string());
-    tokio::spawn(async move { request.send().await.unwrap() })
-}
 
 #[tokio::test]
 async fn a_201_is_answered_once_the_booking_is_recorded() {
@@ -57,11 +44,7 @@ async fn two_proxies_on_one_store_book_an_identifier_once() {
     let (one, two) = (start(), start());
 
     // The first replica's booking is held in Salesforce; the engine's retry reaches the second.
-    sandbox.set_fault_for(Fault::Hold, 1);
-    let first = post(&one, &example_appointment());
-    tokio::time::timeout(DEADLINE, sandbox.wait_until_held(1))
-        .await
-        .expect("the booking reaches Salesforce");
+    let first = start_held(&sandbox, one.post_in_background(&example_appointment())).await;
     let retry = two.post_json(&example_appointment()).await;
     assert_eq!(retry.status(), 409);
     assert_eq!(retry.headers()["retry-after"], "1");
@@ -75,7 +58,7 @@ async fn two_proxies_on_one_store_book_an_identifier_once() {
     );
 
     sandbox.release_held();
-    let first = first.await.unwrap();
+    let first = first.await.unwrap().unwrap();
     assert_eq!(first.status(), 201);
     let booked = json_body(first).await;
 

@@ -212,36 +212,8 @@ async fn a_queued_request_goes_through_when_a_place_comes_free() {
         s.queue_timeout = Duration::from_secs(30);
         s.request_timeout = Duration::from_secs(60);
     });
-    sandbox.set_fault_for(Fault::Hold, 1);
-    let first = {
-        let client = app.client.clone();
-        let url = format!("{}/fhir/Appointment", app.address);
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .header("Content-Type", "application/fhir+json")
-                .body(numbered_appointment(1).to_string())
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    tokio::time::timeout(DEADLINE, sandbox.wait_until_held(1))
-        .await
-        .expect("the first call reaches the sandbox");
-    let second = {
-        let client = app.client.clone();
-        let url = format!("{}/fhir/Appointment", app.address);
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .header("Content-Type", "application/fhir+json")
-                .body(numbered_appointment(2).to_string())
-                .send()
-                .await
-                .unwrap()
-        })
-    };
+    let first = start_held(&sandbox, app.post_in_background(&numbered_appointment(1))).await;
+    let second = app.post_in_background(&numbered_appointment(2));
     // Deadline loop on the proxy's own count: the second request is waiting for the place.
     let started = Instant::now();
     while status(&app).await["orgs"][0]["queued"] != 1 {
@@ -255,7 +227,7 @@ async fn a_queued_request_goes_through_when_a_place_comes_free() {
 
     sandbox.release_held();
 
-    assert_eq!(first.await.unwrap().status(), 201);
+    assert_eq!(first.await.unwrap().unwrap().status(), 201);
     assert_eq!(second.await.unwrap().status(), 201);
     assert_eq!(sandbox.bookings().len(), 2);
 }
