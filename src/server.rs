@@ -145,6 +145,7 @@ impl Application {
         let metrics = web::Data::new(metrics);
         let route_table = web::Data::new(http::routes::RouteTable::new(&server.base_path));
         let readiness = web::Data::new(Readiness::new(server.readiness_cache, store));
+        let statements = web::Data::new(http::metadata::StatementCache::default());
         let auth_data = web::Data::from(auth.clone());
         let base_path = server.base_path.clone();
         let server = HttpServer::new(move || {
@@ -167,6 +168,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(route_table.clone())
                 .app_data(readiness.clone())
+                .app_data(statements.clone())
                 .configure(|cfg| http::configure(cfg, &base_path))
                 .default_service(web::to(http::not_found))
         })

@@ -1,5 +1,7 @@
 -- wrk script: POST the example appointment with a fresh business identifier each time, so every
 -- request is a new booking (none is answered from the store). Counts answers by status.
+-- FSP_LOAD_GET=/fhir/metadata sends that GET instead; FSP_LOAD_DELAY_MS=N waits N ms after each
+-- answer on each connection (a steady rate below the peak, for latency at a given load).
 local template = nil
 local counter = 0
 statuses = {}
@@ -18,9 +20,19 @@ function init(args)
   wrk.headers["Content-Type"] = "application/fhir+json"
   wrk.headers["X-API-Key"] = os.getenv("FSP_LOAD_KEY")
   run = os.getenv("FSP_LOAD_RUN") or "0"
+  get = os.getenv("FSP_LOAD_GET")
+  if get == "" then get = nil end
+  pause = tonumber(os.getenv("FSP_LOAD_DELAY_MS") or "0")
+end
+
+function delay()
+  return pause
 end
 
 function request()
+  if get then
+    return wrk.format("GET", get, {["Accept"] = "application/fhir+json"}, nil)
+  end
   counter = counter + 1
   local body = string.gsub(template, "A%-2025%-07%-21%-0001", "L-" .. run .. "-" .. id .. "-" .. counter, 1)
   return wrk.format(nil, "/fhir/Appointment", nil, body)

@@ -6,6 +6,8 @@
 #
 #   cargo build --release
 #   bash benches/load/run.sh [DB_DIR] [SECONDS] [CONNECTIONS]
+#   FSP_LOAD_DELAY_MS=N ...   each connection waits N ms after each answer (a rate below the peak)
+#   FSP_LOAD_GET=/fhir/metadata ...   that GET instead of bookings
 #
 # DB_DIR holds (or gets) appointments.db: run it on a fresh directory, and on one the store
 # benchmark filled (`FSP_BENCH_DIR=DIR cargo bench --bench store`) to see the cost with a
@@ -74,15 +76,16 @@ if [ -n "${FSP_LOAD_PERF:-}" ]; then
     >/dev/null 2>&1 &
 fi
 out=$(FSP_LOAD_BODY=examples/appointment.json FSP_LOAD_KEY="$key" FSP_LOAD_RUN="$RANDOM$RANDOM" \
+  FSP_LOAD_GET="${FSP_LOAD_GET:-}" FSP_LOAD_DELAY_MS="${FSP_LOAD_DELAY_MS:-0}" \
   pin 0 wrk -t1 -c"$connections" -d"${seconds}s" -s benches/load/book.lua \
   "http://127.0.0.1:$proxy_port" 2>&1)
 after=$(ticks)
-echo "$out" | grep -E "Requests/sec|status|p50|Socket errors" || true
+echo "$out" | grep -E "Requests/sec|status|p50|Socket errors|rror" || true
 requests=$(echo "$out" | awk '/requests in/ {print $1}')
 python3 - "$before" "$after" "$hz" "$requests" <<'PY'
 import sys
 before, after, hz, requests = map(float, sys.argv[1:])
 cpu = (after - before) / hz
-print(f"proxy CPU: {cpu:.2f} s for {requests:.0f} bookings = {cpu / requests * 1e6:.0f} µs per booking")
+print(f"proxy CPU: {cpu:.2f} s for {requests:.0f} requests = {cpu / requests * 1e6:.0f} µs per request")
 PY
 echo "proxy RSS now $(rss VmRSS), peak $(rss VmHWM) at $connections connections"

@@ -16,7 +16,7 @@ use fhirbolt::serde::SerializeResource;
 use crate::fhir::outcome::{Issue, IssueCode};
 
 /// A FHIR R4 wire format. Both are always UTF-8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// FHIR JSON (`application/fhir+json`).
     Json,

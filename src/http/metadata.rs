@@ -2,8 +2,8 @@
 //! format, with an ETag that changes exactly when its content does.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -12,6 +12,7 @@ use super::tenant::RequestTenant;
 use crate::auth::Auth;
 use crate::error::ProxyError;
 use crate::fhir::capability;
+use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 
 /// Answers the CapabilityStatement of this server: 200 in the format `_format` or `Accept` asks
@@ -21,6 +22,7 @@ pub async fn capability_statement(
     request: HttpRequest,
     state: RequestTenant,
     auth: web::Data<Auth>,
+    cache: web::Data<StatementCache>,
 ) -> Result<HttpResponse, Failure> {
     let rendering = response::negotiate(&request, None)?;
     // `mode=normative` and `mode=terminology` ask for other statements this server cannot give;
@@ -33,27 +35,56 @@ pub async fn capability_statement(
         ));
         return Err(Failure::new(error, rendering));
     }
-    let security = if auth.is_enabled() {
-        capability::Security::Required {
-            token_url: auth.registry().token_url(),
+    let base = base_url(&request, &state.base_path);
+    let token_url = auth.is_enabled().then(|| auth.registry().token_url());
+    let key = (base, token_url, rendering.format, rendering.pretty);
+    let written = match cache.0.get(&key) {
+        Some(written) => written,
+        None => {
+            let written = Arc::new(write_statement(&key.0, key.1.clone(), rendering));
+            cache.0.insert(key, written.clone());
+            written
         }
-    } else {
-        capability::Security::Off
     };
-    let statement = capability::capability_statement(
-        &base_url(&request, &state.base_path),
-        env!("CARGO_PKG_VERSION"),
-        &security,
-    );
-    let etag = etag(&statement);
-    if if_none_match(&request, &etag) {
-        let mut response = HttpResponse::NotModified().finish();
-        insert_etag(&mut response, &etag);
-        return Ok(response);
-    }
-    let mut response = response::resource(StatusCode::OK, &statement, rendering);
-    insert_etag(&mut response, &etag);
+    let (etag, body) = (&written.0, &written.1);
+    let mut response = if if_none_match(&request, etag) {
+        HttpResponse::NotModified().finish()
+    } else {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, rendering.format.content_type()))
+            .body(body.clone())
+    };
+    insert_etag(&mut response, etag);
     Ok(response)
+}
+
+/// The statements written so far, by base URL (as clients reach the server), token URL and
+/// rendering: the statement of a running server changes with none of its requests, so it is built,
+/// checked and serialized once per key rather than per request. Bounded, since the base URL comes
+/// from the request's `Host`.
+pub struct StatementCache(moka::sync::Cache<StatementKey, Arc<(String, web::Bytes)>>);
+
+type StatementKey = (String, Option<Option<String>>, Format, bool);
+
+impl Default for StatementCache {
+    fn default() -> Self {
+        StatementCache(moka::sync::Cache::new(64))
+    }
+}
+
+/// The statement for `base` in `rendering`: its `ETag` and its body.
+fn write_statement(
+    base: &str,
+    token_url: Option<Option<String>>,
+    rendering: response::Rendering,
+) -> (String, web::Bytes) {
+    let security = match token_url {
+        Some(token_url) => capability::Security::Required { token_url },
+        None => capability::Security::Off,
+    };
+    let statement = capability::capability_statement(base, env!("CARGO_PKG_VERSION"), &security);
+    let body = crate::fhir::format::serialize(&statement, rendering.format, rendering.pretty);
+    (etag(&statement), web::Bytes::from(body))
 }
 
 /// The absolute FHIR base URL as the client reached it (scheme and host from the request,
