@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use super::audit::{self, AuditIds};
-use super::body::read_body;
+use super::body::{read_body, read_resource};
 use super::response::{self, Failure, OrRender, Rendering, ReturnPreference};
 use super::tenant::RequestTenant;
 use crate::booking::{self, Done, Effect};
@@ -25,13 +25,8 @@ pub async fn create(
     payload: web::Payload,
     tenant: RequestTenant,
 ) -> Result<HttpResponse, Failure> {
-    let (body_format, rendering) = response::formats(&request)?;
-    let body_format = body_format
-        .map_err(ProxyError::UnsupportedMediaType)
-        .or_render(rendering)?;
-    let body = read_body(&request, payload, tenant.body_limit)
-        .await
-        .or_render(rendering)?;
+    let (body_format, body, rendering) =
+        read_resource(&request, payload, tenant.body_limit).await?;
     let if_none_exist = request
         .headers()
         .get("If-None-Exist")
@@ -59,14 +54,9 @@ pub async fn update(
     id: web::Path<String>,
     tenant: RequestTenant,
 ) -> Result<HttpResponse, Failure> {
-    let (body_format, rendering) = response::formats(&request)?;
     audit::note_ids(&request, AuditIds::appointment(&id));
-    let body_format = body_format
-        .map_err(ProxyError::UnsupportedMediaType)
-        .or_render(rendering)?;
-    let body = read_body(&request, payload, tenant.body_limit)
-        .await
-        .or_render(rendering)?;
+    let (body_format, body, rendering) =
+        read_resource(&request, payload, tenant.body_limit).await?;
     let appointment = read_appointment(body, body_format)
         .await
         .map_err(ProxyError::Unparseable)

@@ -4,7 +4,30 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
+use super::response::{self, Failure, OrRender, Rendering};
 use crate::error::ProxyError;
+use crate::fhir::format::Format;
+
+/// What every handler of a resource body starts with: the answer's rendering (negotiated from
+/// `Accept`, `_format` and the body's own format), the body's format and the body itself.
+///
+/// # Errors
+/// 406 when no answer format fits, 415 for a Content-Type that is no FHIR format, 413 past
+/// `limit`; each rendered as negotiated.
+pub async fn read_resource(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(Format, web::BytesMut, Rendering), Failure> {
+    let (body_format, rendering) = response::formats(request)?;
+    let body_format = body_format
+        .map_err(ProxyError::UnsupportedMediaType)
+        .or_render(rendering)?;
+    let body = read_body(request, payload, limit)
+        .await
+        .or_render(rendering)?;
+    Ok((body_format, body, rendering))
+}
 
 /// Reads the body up to `limit` bytes; a larger body (announced or actual) is a 413.
 ///

@@ -10,7 +10,7 @@ use fhirbolt::model::r4::resources::{Bundle, BundleEntry, BundleEntryResponse, O
 
 use super::appointment::{location, status};
 use super::audit::{self, AuditIds, EntryAudit};
-use super::body::read_body;
+use super::body::read_resource;
 use super::metadata::base_url;
 use super::response::{self, Failure, OrRender, ReturnPreference};
 use super::tenant::RequestTenant;
@@ -31,19 +31,14 @@ pub async fn process(
     payload: web::Payload,
     tenant: RequestTenant,
 ) -> Result<HttpResponse, Failure> {
-    let (body_format, rendering) = response::formats(&request)?;
     // Left by the auth middleware; without it nothing is permitted (fails closed).
     let access = request
         .extensions()
         .get::<Access>()
         .cloned()
         .unwrap_or_else(Access::nothing);
-    let body_format = body_format
-        .map_err(ProxyError::UnsupportedMediaType)
-        .or_render(rendering)?;
-    let body = read_body(&request, payload, tenant.body_limit)
-        .await
-        .or_render(rendering)?;
+    let (body_format, body, rendering) =
+        read_resource(&request, payload, tenant.body_limit).await?;
     // SMART: batch and transaction entries are authorized one by one, before their resources
     // are read. The Bundle and every entry's resource are read in one parser job.
     let read = pool::run(move || {

@@ -5,11 +5,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::body::read_body;
+use super::body::read_resource;
 use super::response::{self, Failure, OrRender, query_param};
 use super::tenant::RequestTenant;
 use crate::booking;
-use crate::error::ProxyError;
 use crate::fhir::outcome::IssueCode;
 
 /// Validates the posted Appointment (raw, or as the `resource` parameter of a `Parameters` body)
@@ -20,13 +19,8 @@ pub async fn validate(
     payload: web::Payload,
     tenant: RequestTenant,
 ) -> Result<HttpResponse, Failure> {
-    let (body_format, rendering) = response::formats(&request)?;
-    let body_format = body_format
-        .map_err(ProxyError::UnsupportedMediaType)
-        .or_render(rendering)?;
-    let body = read_body(&request, payload, tenant.body_limit)
-        .await
-        .or_render(rendering)?;
+    let (body_format, body, rendering) =
+        read_resource(&request, payload, tenant.body_limit).await?;
     let mode = query_param(&request, "mode");
     let profile = query_param(&request, "profile").is_some();
     let issues = booking::validate::validate(&tenant, &body, body_format, mode, profile)
