@@ -89,3 +89,4 @@ cpu = (after - before) / hz
 print(f"proxy CPU: {cpu:.2f} s for {requests:.0f} requests = {cpu / requests * 1e6:.0f} µs per request")
 PY
 echo "proxy RSS now $(rss VmRSS), peak $(rss VmHWM) at $connections connections"
+[ -z "${FSP_LOAD_LOG:-}" ] || cp "$work/proxy.log" "$FSP_LOAD_LOG"
