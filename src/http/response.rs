@@ -128,11 +128,6 @@ impl Failure {
             rendering,
         }
     }
-
-    /// What failed.
-    pub fn error(&self) -> &ProxyError {
-        &self.error
-    }
 }
 
 impl std::fmt::Display for Failure {
