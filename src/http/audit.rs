@@ -138,7 +138,7 @@ pub async fn observe(
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
     let _in_flight = metrics.as_ref().map(|m| m.in_flight());
     let request_id = super::request_id::request_id(&request);
-    let interaction = crate::http::routes::classified(request.request()).interaction;
+    let interaction = super::routes::classified(request.request()).interaction;
     let event = request.match_pattern().as_deref().and_then(security_event);
     // No clone of the request is kept across the call: routing needs it unshared.
     let result = next.call(request).await;
@@ -185,7 +185,7 @@ pub async fn observe(
 fn security_event(pattern: &str) -> Option<&'static str> {
     match pattern {
         crate::auth::TOKEN_PATH => Some("token"),
-        crate::http::admin::RELOAD_PATH => Some("reload"),
+        super::admin::RELOAD_PATH => Some("reload"),
         _ => None,
     }
 }
@@ -302,7 +302,7 @@ pub fn tenant_label(request: &HttpRequest) -> String {
     let name = request.match_info().get(TENANT_SEGMENT);
     let known = request
         .app_data::<web::Data<Tenants>>()
-        .is_some_and(|t| crate::http::tenant::for_request(t, request).is_ok());
+        .is_some_and(|t| super::tenant::for_request(t, request).is_ok());
     match (name, known) {
         (_, false) => "(unknown)".to_owned(),
         (None, true) => metrics::DEFAULT_TENANT.to_owned(),

@@ -963,15 +963,7 @@ async fn an_address_that_guesses_is_held_back_with_429_before_anything_is_checke
     assert!(answer.headers().get("retry-after").is_some());
     assert!(sandbox.bookings().is_empty());
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for line in [
         r#"fsp_auth_failures_total{kind="credentials"} 6"#,
         r#"fsp_auth_held_back_total{kind="credentials"} 2"#,

@@ -69,6 +69,24 @@ impl TestApp {
             .await
     }
 
+    /// `GET /metrics`, checked to be a 200 in the OpenMetrics text format.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        response.text().await.unwrap()
+    }
+
     /// The request of [`TestApp::post_json`], sent in the background.
     pub fn post_in_background(&self, body: &Value) -> tokio::task::JoinHandle<reqwest::Response> {
         let request = self

@@ -14,23 +14,6 @@ fn series_value(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.trim().parse().unwrap())
 }
 
-async fn metrics_text(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text")
-    );
-    response.text().await.unwrap()
-}
-
 async fn readyz(app: &TestApp) -> (u16, serde_json::Value) {
     let response = app
         .client
@@ -170,7 +153,7 @@ async fn metrics_count_bookings_errors_salesforce_calls_tokens_and_api_usage() {
     let bad = app
         .post_appointment("{not json", "application/fhir+json")
         .await;
-    let text = metrics_text(&app).await;
+    let text = app.metrics().await;
 
     // Assert
     assert_eq!(booked.status(), 201);
@@ -239,7 +222,7 @@ async fn metrics_count_token_failures_per_tenant() {
         .send()
         .await
         .unwrap();
-    let text = metrics_text(&app).await;
+    let text = app.metrics().await;
 
     // Assert
     assert!(response.status().is_server_error(), "{}", response.status());
@@ -301,7 +284,7 @@ async fn metrics_count_lookup_cache_misses_then_hits() {
     // Act
     let first = app.post_json(&by_mrn(9201)).await;
     let second = app.post_json(&by_mrn(9202)).await;
-    let text = metrics_text(&app).await;
+    let text = app.metrics().await;
 
     // Assert
     assert_eq!(first.status(), 201);

@@ -102,15 +102,7 @@ async fn readyz_and_metrics_show_the_store() {
             .ends_with("appointments.db"),
         "{ready}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     // A new booking is one claim (which also looks for an earlier booking) and one record.
     for operation in ["claim", "record"] {
         let line =
@@ -172,15 +164,7 @@ async fn a_store_lost_while_running_answers_503_books_nothing_and_comes_back() {
     if let Some(password) = &pg.password {
         assert!(!ready.to_string().contains(password.as_str()), "{ready}");
     }
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()
