@@ -29,6 +29,11 @@
 //! - `GET /services/data/vNN.N/sobjects/{Object}/{Field}/{value}`: sObject Rows by External ID
 //!   (§4.5) from [`SandboxSettings::external_ids`]: 200, 404 or 300 (module `sobjects`), counted
 //!   by [`Sandbox::lookup_requests`].
+//! - `GET /services/data/vNN.N/query?q=SOQL` and `GET …/query/{locator}`: SOQL over the
+//!   ServiceAppointment records of what it booked, with their CarePractnFacilityAppt junctions
+//!   (modules `records`, `soql`, `query`), paged with `nextRecordsUrl`; `GET` and `PATCH
+//!   /services/data/vNN.N/sobjects/ServiceAppointment/{id}` read and change one record as a
+//!   Salesforce user would ([`Sandbox::edit_appointment`] does the same for tests).
 //!
 //! Every `/services/data` call answers 401 `INVALID_SESSION_ID` for a missing, unknown or expired
 //! token, then 404 `NOT_FOUND` for a version before 65.0, then 400 with a platform error array for
@@ -47,8 +52,11 @@ pub mod faults;
 pub mod id;
 mod oauth;
 mod platform;
+mod query;
+mod records;
 mod slots;
 mod sobjects;
+mod soql;
 #[cfg(test)]
 mod tests;
 
@@ -69,6 +77,7 @@ use serde_json::{Value, json};
 
 use self::booking::Action;
 pub use self::faults::{ApiCall, Fault};
+use self::records::Record;
 pub use self::sobjects::ExternalIdRecords;
 use crate::id::case_safe;
 use crate::platform::PlatformError;
@@ -110,7 +119,13 @@ Under /services/data/vNN.N/connect/health/appointment-management (NN.N >= 65.0),
 POST  .../appointment       Book Appointment\n\
 PUT   .../appointment/{id}  Update Appointment\n\
 PATCH .../appointment/{id}  Cancel Appointment\n\
-POST  .../slots             Get Slots (30-minute slots, 09:00-17:00 UTC)\n";
+POST  .../slots             Get Slots (30-minute slots, 09:00-17:00 UTC)\n\
+\n\
+Under /services/data/vNN.N, with a token:\n\
+GET   /query?q=SOQL                          ServiceAppointment records (a subset of SOQL)\n\
+GET   /query/{locator}                       the next batch of a query\n\
+GET   /sobjects/ServiceAppointment/{id}      one record\n\
+PATCH /sobjects/ServiceAppointment/{id}      change it, as a Salesforce user would\n";
 
 /// What the sandbox accepts as a client and how long its tokens live.
 #[derive(Debug, Clone)]
@@ -132,6 +147,9 @@ pub struct SandboxSettings {
     pub jwt_bearer: Option<SandboxJwtBearer>,
     /// Records found by external id (`GET …/sobjects/{Object}/{Field}/{value}`); none by default.
     pub external_ids: Vec<ExternalIdRecords>,
+    /// The most rows one query batch answers (Salesforce may answer fewer than asked for): set it
+    /// low to make a few records span several batches. Default 2,000, Salesforce's maximum.
+    pub query_batch_size: usize,
 }
 
 /// What the sandbox's JWT bearer grant accepts: the connected app's certificate stands here as
@@ -172,6 +190,7 @@ impl Default for SandboxSettings {
             slots_key: SlotsKey::default(),
             jwt_bearer: None,
             external_ids: Vec::new(),
+            query_batch_size: 2000,
         }
     }
 }
@@ -372,6 +391,14 @@ fn build_server(
             .route(APPOINTMENT_PATH, web::put().to(update))
             .route(APPOINTMENT_PATH, web::patch().to(cancel))
             .route(SLOTS_PATH, web::post().to(get_slots))
+            .route(query::QUERY_PATH, web::get().to(query::query))
+            .route(
+                &format!("{}/", query::QUERY_PATH),
+                web::get().to(query::query),
+            )
+            .route(query::QUERY_MORE_PATH, web::get().to(query::query_more))
+            .route(query::RECORD_PATH, web::get().to(query::get_record))
+            .route(query::RECORD_PATH, web::patch().to(query::patch_record))
             .route(
                 sobjects::SOBJECT_BY_EXTERNAL_ID_PATH,
                 web::get().to(sobjects::get_by_external_id),
@@ -397,6 +424,8 @@ struct Shared {
     faults: faults::Faults,
     /// sObject-by-external-id requests received.
     lookup_requests: AtomicUsize,
+    /// Query and query-more requests received.
+    query_requests: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -412,6 +441,12 @@ struct State {
     taken_slots: HashMap<String, usize>,
     /// Ids cancelled, in order.
     cancellations: Vec<String>,
+    /// The ServiceAppointment records of `appointments`, index for index.
+    records: Vec<Record>,
+    /// SOQL statements received, in order.
+    queries: Vec<String>,
+    /// Rows of open queries not yet answered.
+    cursors: query::Cursors,
 }
 
 impl State {
@@ -438,6 +473,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             faults: faults::Faults::default(),
             lookup_requests: AtomicUsize::new(0),
+            query_requests: AtomicUsize::new(0),
         }
     }
 
@@ -666,6 +702,13 @@ async fn book(
         id: id.clone(),
         request: valid.request.clone(),
     });
+    let serial = state.records.len() + 1;
+    state.records.push(Record::booked(
+        &id,
+        serial,
+        &valid.request,
+        chrono::Utc::now(),
+    ));
     state.appointments.push(StoredAppointment {
         id: id.clone(),
         request: valid.request,
@@ -734,6 +777,7 @@ async fn update(
     for slot in valid.slot_ids {
         state.taken_slots.insert(slot, index);
     }
+    state.records[index].apply_request(&valid.request, chrono::Utc::now());
     let appointment = &mut state.appointments[index];
     appointment.request = valid.request;
     appointment.status = SCHEDULED.to_owned();
@@ -783,7 +827,13 @@ async fn cancel(
     }
     appointment.status.clone_from(&valid.status);
     appointment.cancelled = true;
+    let reason = valid
+        .request
+        .get("cancellationReason")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     appointment.cancellation = Some(valid.request);
+    state.records[index].cancel(&valid.status, reason.as_deref(), chrono::Utc::now());
     state.release_slots(index);
     state.cancellations.push(id.clone());
     drop(guard);

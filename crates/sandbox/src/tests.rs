@@ -5,6 +5,7 @@
 mod appointments;
 mod get_slots;
 mod jwt_bearer;
+mod records;
 
 use std::net::TcpListener;
 use std::time::Duration;
