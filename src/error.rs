@@ -42,6 +42,21 @@ pub enum ProxyError {
     /// An external-id lookup (`[[ids.lookup]]`) failed before anything was booked or changed.
     #[error("an external-id lookup failed")]
     Lookup(SalesforceError),
+    /// Reading or searching appointments in Salesforce failed; nothing was changed.
+    #[error("reading from Salesforce failed")]
+    Reading(SalesforceError),
+    /// `If-Match` names a version the appointment no longer has.
+    #[error("the appointment has changed")]
+    VersionConflict {
+        /// The version it has now.
+        current: String,
+    },
+    /// A conditional update matched several appointments.
+    #[error("several appointments match the update's criteria")]
+    AmbiguousUpdate,
+    /// A search parameter or value the proxy cannot search with.
+    #[error("unsupported search")]
+    Search(Issue),
     /// No such FHIR endpoint.
     #[error("not found")]
     NotFound,
@@ -389,6 +404,77 @@ impl ProxyError {
                     same.retry_after,
                 )
             }
+            ProxyError::Reading(Sf::Timeout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                vec![Issue::general(
+                    IssueCode::Timeout,
+                    "Salesforce did not answer the read in time; nothing was changed",
+                )],
+                None,
+            ),
+            ProxyError::Reading(Sf::Unreachable) => (
+                StatusCode::BAD_GATEWAY,
+                vec![Issue::general(
+                    IssueCode::Transient,
+                    "Salesforce could not be reached or dropped the connection twice while \
+                     reading; nothing was changed",
+                )],
+                None,
+            ),
+            ProxyError::Reading(Sf::TooCostly) => (
+                StatusCode::BAD_REQUEST,
+                vec![Issue::general(
+                    IssueCode::TooCostly,
+                    "Salesforce refused this search as too costly (QUERY_TIMEOUT or \
+                     QUERY_TOO_COMPLICATED); narrow it with a patient, a practitioner or a \
+                     shorter date range",
+                )],
+                None,
+            ),
+            ProxyError::Reading(Sf::PageExpired) => (
+                StatusCode::GONE,
+                vec![Issue::general(
+                    IssueCode::NotFound,
+                    "this page of search results is no longer available (Salesforce keeps a \
+                     search's results for two days); run the search again",
+                )],
+                None,
+            ),
+            ProxyError::Reading(Sf::QueryRefused { messages }) => (
+                StatusCode::BAD_GATEWAY,
+                salesforce_issues(
+                    IssueCode::Exception,
+                    "Salesforce refused the proxy's query for ServiceAppointment records (the \
+                     org may lack a field the proxy reads, or the run-as user may not see it)",
+                    messages,
+                ),
+                None,
+            ),
+            ProxyError::Reading(e) => ProxyError::Salesforce(e.clone()).outcome().into_parts(),
+            ProxyError::Salesforce(
+                e @ (Sf::TooCostly | Sf::QueryRefused { .. } | Sf::PageExpired),
+            ) => ProxyError::Reading(e.clone()).outcome().into_parts(),
+            ProxyError::VersionConflict { current } => (
+                StatusCode::PRECONDITION_FAILED,
+                vec![Issue::general(
+                    IssueCode::Conflict,
+                    format!(
+                        "the appointment has changed since the version in If-Match: it is now \
+                         version {current}; read it again and apply the change to that version"
+                    ),
+                )],
+                None,
+            ),
+            ProxyError::AmbiguousUpdate => (
+                StatusCode::PRECONDITION_FAILED,
+                vec![Issue::general(
+                    IssueCode::MultipleMatches,
+                    "several appointments match the conditional update's criteria; nothing was \
+                     changed",
+                )],
+                None,
+            ),
+            ProxyError::Search(issue) => (StatusCode::BAD_REQUEST, vec![issue.clone()], None),
             // Salesforce read the request and refused its content: the sender can fix it.
             ProxyError::Salesforce(Sf::Rejected { messages }) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -656,6 +742,12 @@ impl ProxyError {
             issues,
             retry_after,
         }
+    }
+}
+
+impl ErrorOutcome {
+    fn into_parts(self) -> (StatusCode, Vec<Issue>, Option<u64>) {
+        (self.status, self.issues, self.retry_after)
     }
 }
 

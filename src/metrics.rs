@@ -54,6 +54,8 @@ pub enum CallKind {
     Lookup,
     /// OAuth token request.
     Token,
+    /// SOQL query (or its next page): reads and searches.
+    Query,
 }
 
 impl CallKind {
@@ -66,6 +68,7 @@ impl CallKind {
             CallKind::Slots => "slots",
             CallKind::Lookup => "lookup",
             CallKind::Token => "token",
+            CallKind::Query => "query",
         }
     }
 }

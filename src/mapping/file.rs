@@ -112,6 +112,20 @@ pub enum OtherActors {
     Reject,
 }
 
+/// Which ServiceAppointments of the org a tenant's reads and searches show (`[read]
+/// appointments`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadableAppointments {
+    /// Every patient appointment (parent an Account) the run-as user can see, including those
+    /// made in Salesforce itself.
+    #[default]
+    All,
+    /// Only appointments booked through this tenant (kept in its store): others are 404 and are
+    /// left out of searches.
+    BookedHere,
+}
+
 /// How a slot's `reference` names the practitioner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -230,6 +244,11 @@ pub struct Mapping {
     pub default_status: String,
     /// The cancellation status word this org's ServiceAppointment picklist uses.
     pub cancel_status: String,
+    /// Salesforce status category (lower case) → FHIR status, for a read whose Status is not in
+    /// `statuses` (an org's own picklist value).
+    pub status_categories: HashMap<String, String>,
+    /// Which appointments reads and searches show.
+    pub readable: ReadableAppointments,
 }
 
 /// The cancellation status sent when a mapping names none (Salesforce's pages use both
@@ -480,6 +499,13 @@ impl Mapping {
                 statuses.insert(salesforce.to_lowercase(), fhir.get_ref().clone());
             }
         }
+        let mut status_categories = default_status_categories();
+        if let Some(table) = &model.response.status_category {
+            for (category, fhir) in table {
+                check_status(fhir).map_err(|reason| fail(Some(fhir.span()), reason))?;
+                status_categories.insert(category.to_lowercase(), fhir.get_ref().clone());
+            }
+        }
         let default_status = match &model.response.default_status {
             Some(s) => {
                 check_status(s).map_err(|reason| fail(Some(s.span()), reason))?;
@@ -520,6 +546,8 @@ impl Mapping {
                 Some(s) => s.get_ref().clone(),
                 None => DEFAULT_CANCEL_STATUS.to_owned(),
             },
+            status_categories,
+            readable: model.read.appointments,
         })
     }
 }
@@ -711,6 +739,24 @@ fn default_statuses() -> HashMap<String, String> {
         ("canceled", "cancelled"),
         ("cancelled", "cancelled"),
         ("completed", "fulfilled"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect()
+}
+
+/// The status categories (a restricted picklist: `Scheduled`, `Canceled`, …) and the FHIR status
+/// each means when an appointment's own Status is not in the status table.
+fn default_status_categories() -> HashMap<String, String> {
+    [
+        ("none", "pending"),
+        ("scheduled", "booked"),
+        ("dispatched", "booked"),
+        ("checkedin", "checked-in"),
+        ("inprogress", "arrived"),
+        ("completed", "fulfilled"),
+        ("cannotcomplete", "cancelled"),
+        ("canceled", "cancelled"),
     ]
     .into_iter()
     .map(|(a, b)| (a.to_owned(), b.to_owned()))

@@ -8,6 +8,7 @@ pub mod booked;
 pub mod file;
 pub mod find;
 pub mod lookup;
+pub mod read;
 pub mod reference;
 pub mod slots;
 

@@ -19,6 +19,7 @@ use secrecy::ExposeSecret;
 pub use super::error::SalesforceError;
 use super::limits::{self, ApiUsage, LimitsSnapshot, OrgLimits};
 use super::lookup::{self, LookupAnswer, LookupCache, LookupCacheSettings};
+use super::records::{QueryPage, is_locator, parse_page};
 use super::token::{TokenCache, TokenError};
 use super::wire::{
     AppointmentOutcome, BookAppointmentRequest, CancelAppointmentRequest, GetSlotsRequest,
@@ -29,6 +30,10 @@ use crate::metrics::{CallKind, SalesforceMetrics};
 
 /// Largest Salesforce response body read; the documented answers are a few hundred bytes.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Largest query answer read: a batch of 200 records with their junctions is well under it.
+const MAX_QUERY_BYTES: usize = 8 * 1024 * 1024;
+/// The batch asked of every query (Salesforce's minimum: pages are cut by the proxy anyway).
+const QUERY_BATCH_OPTIONS: &str = "batchSize=200";
 
 /// The client of one Salesforce org.
 #[derive(Clone)]
@@ -225,6 +230,64 @@ impl SalesforceClient {
         }
     }
 
+    /// Runs a SOQL statement (`GET …/query?q=`), built by [`super::soql`] only, and reads the
+    /// first page. A read: also repeated once after a dropped connection.
+    ///
+    /// # Errors
+    /// [`SalesforceError::TooCostly`], [`SalesforceError::QueryRefused`] for a 400, and every
+    /// other failure as for any call.
+    #[tracing::instrument(name = "salesforce.query", skip_all)]
+    pub async fn query(&self, soql: &str) -> Result<QueryPage, SalesforceError> {
+        let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        let path = format!("/query?q={encoded}");
+        self.query_at(&path).await
+    }
+
+    /// The page behind a query locator (`GET …/query/{locator}`), as [`Self::query`] answered it
+    /// in `next`.
+    ///
+    /// # Errors
+    /// [`SalesforceError::PageExpired`] for a locator Salesforce no longer knows, or one that is
+    /// not a locator at all (nothing is sent then); the rest as [`Self::query`].
+    #[tracing::instrument(name = "salesforce.query_more", skip_all)]
+    pub async fn query_more(&self, locator: &str) -> Result<QueryPage, SalesforceError> {
+        if !is_locator(locator) {
+            return Err(SalesforceError::PageExpired);
+        }
+        self.query_at(&format!("/query/{locator}")).await
+    }
+
+    async fn query_at(&self, path: &str) -> Result<QueryPage, SalesforceError> {
+        let (status, body) = self
+            .call(CallKind::Query, reqwest::Method::GET, path, &())
+            .await?;
+        if status == 200 {
+            return parse_page(&body).map_err(|_| SalesforceError::BadResponse);
+        }
+        let errors = parse_platform_errors(&body);
+        let code = |wanted: &[&str]| {
+            errors
+                .iter()
+                .any(|e| wanted.contains(&e.error_code.as_str()))
+        };
+        if code(&[
+            "QUERY_TIMEOUT",
+            "QUERY_TOO_COMPLICATED",
+            "EXCEEDED_ID_LIMIT",
+        ]) {
+            return Err(SalesforceError::TooCostly);
+        }
+        if code(&["INVALID_QUERY_LOCATOR"]) {
+            return Err(SalesforceError::PageExpired);
+        }
+        match classify_failure(status, &body, self.retry_after()) {
+            SalesforceError::Rejected { messages } => {
+                Err(SalesforceError::QueryRefused { messages })
+            }
+            other => Err(other),
+        }
+    }
+
     /// This org's lookup cache, made with `settings` on first use (one client serves one
     /// mapping, so the first settings are the only ones).
     pub fn lookup_cache(&self, settings: &LookupCacheSettings) -> &LookupCache {
@@ -251,7 +314,7 @@ impl SalesforceClient {
         // Timed from the admission on: the latency of Salesforce (and the token it needed), not
         // of the proxy's own queue.
         let started = Instant::now();
-        let result = self.call_admitted(method, path, body).await;
+        let result = self.call_admitted(kind, method, path, body).await;
         self.metrics.call(kind, started.elapsed());
         result
     }
@@ -259,10 +322,13 @@ impl SalesforceClient {
     /// [`SalesforceClient::call`] once a place among the calls in flight is held.
     async fn call_admitted<T: serde::Serialize>(
         &self,
+        kind: CallKind,
         method: reqwest::Method,
         path: &str,
         body: &T,
     ) -> Result<(u16, Vec<u8>), SalesforceError> {
+        // A query changes nothing: it may be sent again after a dropped connection too.
+        let read = kind == CallKind::Query;
         // A throttle may have answered another call while this one waited for its place.
         self.limits.check_backoff()?;
         let mut retried = false;
@@ -277,9 +343,12 @@ impl SalesforceClient {
                 .http
                 .request(method.clone(), url)
                 .bearer_auth(token.value.expose_secret());
-            // A GET (external-id lookup) carries no body.
+            // A GET (external-id lookup, query) carries no body.
             if method != reqwest::Method::GET {
                 builder = builder.json(body);
+            }
+            if read {
+                builder = builder.header("Sforce-Query-Options", QUERY_BATCH_OPTIONS);
             }
             let sent = builder.send().await;
             let response = match sent {
@@ -288,6 +357,11 @@ impl SalesforceClient {
                 // Refused before a byte was sent: Salesforce cannot have acted.
                 Err(e) if e.is_connect() && !retried => {
                     tracing::warn!("connection to Salesforce failed; retrying once");
+                    retried = true;
+                    continue;
+                }
+                Err(_) if read && !retried => {
+                    tracing::warn!("Salesforce dropped the connection of a query; retrying once");
                     retried = true;
                     continue;
                 }
@@ -300,7 +374,19 @@ impl SalesforceClient {
             }
             let salesforce_retry_after =
                 header_text(headers, "retry-after").and_then(limits::parse_retry_after);
-            let body = read_capped(response).await?;
+            let cap = if read {
+                MAX_QUERY_BYTES
+            } else {
+                MAX_RESPONSE_BYTES
+            };
+            let body = match read_capped(response, cap).await {
+                // A read whose answer was cut off can be asked again.
+                Err(SalesforceError::Unreachable) if read && !retried => {
+                    retried = true;
+                    continue;
+                }
+                other => other?,
+            };
             // Success is in the audit line; anything else is worth a line of its own.
             if (200..300).contains(&status) {
                 tracing::debug!(http_status = status, "Salesforce answered");
@@ -427,12 +513,15 @@ fn messages(body: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, SalesforceError> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, SalesforceError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                if body.len() + chunk.len() > cap {
                     return Err(SalesforceError::BadResponse);
                 }
                 body.extend_from_slice(&chunk);

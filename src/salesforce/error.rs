@@ -75,6 +75,21 @@ pub enum SalesforceError {
     /// No answer within the request timeout.
     #[error("Salesforce did not answer in time")]
     Timeout,
+    /// Salesforce refused a query as too costly (`QUERY_TIMEOUT`, `QUERY_TOO_COMPLICATED`,
+    /// `EXCEEDED_ID_LIMIT`).
+    #[error("Salesforce refused the search as too costly")]
+    TooCostly,
+    /// Salesforce refused a query the proxy built (`MALFORMED_QUERY`, `INVALID_FIELD`, …): the
+    /// org lacks a field or object the proxy reads, or the proxy is wrong.
+    #[error("Salesforce refused the proxy's query")]
+    QueryRefused {
+        /// Salesforce's messages.
+        messages: Vec<String>,
+    },
+    /// An expired or unknown query locator (`INVALID_QUERY_LOCATOR`): a next link older than
+    /// Salesforce keeps results (two days).
+    #[error("the page asked for is no longer available")]
+    PageExpired,
     /// An answer that is none of the documented shapes.
     #[error("Salesforce answered with a body the proxy cannot read")]
     BadResponse,

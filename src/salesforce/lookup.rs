@@ -149,6 +149,9 @@ impl Expiry<LookupKey, LookupAnswer> for ByAnswer {
 #[derive(Clone)]
 pub struct LookupCache {
     answers: Cache<LookupKey, LookupAnswer>,
+    /// Found ids → the key they were found by, so that a read can name a record the way the
+    /// client did (as long as the answer is cached).
+    found: Cache<String, LookupKey>,
 }
 
 impl LookupCache {
@@ -162,7 +165,16 @@ impl LookupCache {
                     not_found: settings.not_found_ttl,
                 })
                 .build(),
+            found: Cache::builder()
+                .max_capacity(settings.max_entries)
+                .time_to_live(settings.found_ttl)
+                .build(),
         }
+    }
+
+    /// The key a record id was last found by, while that answer is cached.
+    pub async fn key_of(&self, salesforce_id: &str) -> Option<LookupKey> {
+        self.found.get(salesforce_id).await
     }
 
     /// The cached answer for `key`, or Salesforce's (then cached). Concurrent calls for one
@@ -182,13 +194,18 @@ impl LookupCache {
         // Counted as a miss even when a concurrent caller's call answers it: this request did
         // not find the answer cached.
         salesforce.metrics().lookup(false);
-        self.answers
+        let answer = self
+            .answers
             .try_get_with_by_ref(
                 key,
                 salesforce.get_by_external_id(&key.object, &key.field, &key.value),
             )
             .await
-            .map_err(|shared: Arc<SalesforceError>| (*shared).clone())
+            .map_err(|shared: Arc<SalesforceError>| (*shared).clone())?;
+        if let LookupAnswer::Found(id) = &answer {
+            self.found.insert(id.clone(), key.clone()).await;
+        }
+        Ok(answer)
     }
 
     /// The cached answer for `key`, without asking Salesforce.

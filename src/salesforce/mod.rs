@@ -1,5 +1,5 @@
-//! The Salesforce side: wire types of the Appointment Management API, record ids, the OAuth token
-//! cache and the API client. Knows nothing of FHIR.
+//! The Salesforce side: wire types of the Appointment Management API and of ServiceAppointment
+//! records, SOQL statements, record ids, the OAuth token cache and the API client. Knows nothing of FHIR.
 
 pub mod client;
 pub mod error;
@@ -7,6 +7,8 @@ pub mod id;
 pub mod jwt;
 pub mod limits;
 pub mod lookup;
+pub mod records;
+pub mod soql;
 pub mod token;
 pub mod wire;
 

@@ -28,6 +28,15 @@ pub(super) struct FileModel {
     pub(super) response: ResponseModel,
     #[serde(default)]
     pub(super) cancel: CancelModel,
+    #[serde(default)]
+    pub(super) read: ReadModel,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReadModel {
+    #[serde(default)]
+    pub(super) appointments: ReadableAppointments,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,5 +156,6 @@ pub(super) struct DatesModel {
 pub(super) struct ResponseModel {
     pub(super) identifier_system: Option<String>,
     pub(super) status: Option<BTreeMap<String, Spanned<String>>>,
+    pub(super) status_category: Option<BTreeMap<String, Spanned<String>>>,
     pub(super) default_status: Option<Spanned<String>>,
 }
