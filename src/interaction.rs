@@ -9,7 +9,12 @@ pub enum Interaction {
     Capabilities,
     /// `POST [base]/Appointment`: book.
     Create,
-    /// `PUT [base]/Appointment/{id}`: cancel by status.
+    /// `GET [base]/Appointment/{id}`: the appointment as Salesforce holds it now.
+    Read,
+    /// `GET [base]/Appointment?…`, `POST [base]/Appointment/_search`: appointments in Salesforce.
+    Search,
+    /// `PUT [base]/Appointment/{id}`: reschedule, or cancel by status; `PUT
+    /// [base]/Appointment?identifier=…`: the same, conditionally.
     Update,
     /// `PATCH [base]/Appointment/{id}`: cancel by patch.
     Patch,
@@ -53,9 +58,11 @@ impl Permission {
 
 impl Interaction {
     /// Every interaction, for metrics that list them all.
-    pub const ALL: [Interaction; 8] = [
+    pub const ALL: [Interaction; 10] = [
         Interaction::Capabilities,
         Interaction::Create,
+        Interaction::Read,
+        Interaction::Search,
         Interaction::Update,
         Interaction::Patch,
         Interaction::Validate,
@@ -69,6 +76,8 @@ impl Interaction {
         match self {
             Interaction::Capabilities => "capabilities",
             Interaction::Create => "create",
+            Interaction::Read => "read",
+            Interaction::Search => "search-type",
             Interaction::Update => "update",
             Interaction::Patch => "patch",
             Interaction::Validate => "validate",
@@ -91,7 +100,8 @@ impl Interaction {
                 Some(("Appointment", Permission::Create))
             }
             Interaction::Update | Interaction::Patch => Some(("Appointment", Permission::Update)),
-            Interaction::Find => Some(("Appointment", Permission::Search)),
+            Interaction::Read => Some(("Appointment", Permission::Read)),
+            Interaction::Find | Interaction::Search => Some(("Appointment", Permission::Search)),
             Interaction::SlotSearch => Some(("Slot", Permission::Search)),
         }
     }

@@ -12,6 +12,7 @@ use crate::error::ProxyError;
 use crate::fhir::format::Format;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::parse::read_appointment;
+use crate::fhir::search::IdentifierCriteria;
 use crate::mapping::booked_appointment;
 use crate::salesforce::wire::{
     AppointmentOutcome, CancelAppointmentRequest, UpdateAppointmentRequest,
@@ -123,6 +124,60 @@ pub async fn patch(
             })
         })?;
     update(tenant, id, appointment).await
+}
+
+/// The criteria of a conditional update (`PUT [base]/Appointment?identifier=S|V`).
+///
+/// # Errors
+/// 400 when they cannot be evaluated, naming the parameter.
+pub fn update_criteria(query: &str) -> Result<IdentifierCriteria, ProxyError> {
+    IdentifierCriteria::parse(query, &["_format", "_pretty"]).map_err(|reason| {
+        ProxyError::Unparseable(Issue::general(
+            IssueCode::NotSupported,
+            format!("a conditional update names identifier=system|value: {reason}"),
+        ))
+    })
+}
+
+/// The id of the one appointment the criteria match: by the Salesforce id itself (the mapping's
+/// identifier system), or by the business identifiers the store recorded.
+///
+/// # Errors
+/// [`ProxyError::UnknownAppointment`] (404) for none: this proxy books only with POST;
+/// [`ProxyError::AmbiguousUpdate`] (412) for several.
+pub async fn the_one_matching(
+    tenant: &Tenant,
+    criteria: &IdentifierCriteria,
+) -> Result<String, ProxyError> {
+    let own_system = format!("{}|", tenant.mapping.identifier_system);
+    let mut found: Option<Vec<String>> = None;
+    for any_of in &criteria.all_of {
+        let mut these: Vec<String> = tenant
+            .store
+            .find_by_identifiers(any_of)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        these.extend(
+            any_of
+                .iter()
+                .filter_map(|key| key.strip_prefix(&own_system))
+                .map(str::to_owned),
+        );
+        these.sort();
+        these.dedup();
+        found = Some(match found {
+            None => these,
+            Some(before) => before.into_iter().filter(|id| these.contains(id)).collect(),
+        });
+    }
+    let mut found = found.unwrap_or_default();
+    match found.len() {
+        0 => Err(ProxyError::UnknownAppointment),
+        1 => Ok(found.remove(0)),
+        _ => Err(ProxyError::AmbiguousUpdate),
+    }
 }
 
 /// Reads a JSON Patch document.

@@ -1,5 +1,5 @@
-//! The use cases: create, change (update, cancel, patch), batch and transaction Bundles,
-//! `$validate`, slot search and `$find`. Each takes parsed input and a [`Tenant`] and returns a
+//! The use cases: create, read, search, change (update, cancel, patch, conditional update), batch
+//! and transaction Bundles, `$validate`, slot search and `$find`. Each takes parsed input and a [`Tenant`] and returns a
 //! result or a [`ProxyError`]; none knows HTTP, so each is testable without a server.
 //!
 //! Arrows point one way: `http` → `booking` → (`mapping`, `salesforce`, `store`) → `fhir`. Every
@@ -12,6 +12,8 @@
 pub mod bundle;
 pub mod change;
 pub mod create;
+pub mod query;
+pub mod read;
 pub mod resolve;
 pub mod search;
 pub mod validate;

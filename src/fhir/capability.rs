@@ -170,25 +170,49 @@ fn appointment() -> Value {
                     that identifier is answered (200) instead of booked again."
             },
             {
+                "code": "read",
+                "documentation": "GET [base]/Appointment/{id}: the appointment as Salesforce holds \
+                    it now (its ServiceAppointment record and practitioner junctions, read with \
+                    SOQL), merged with what this server answered when it booked or changed it. \
+                    meta.versionId and the weak ETag are a digest of the record as read; \
+                    If-None-Match with it answers 304. An id Salesforce does not hold, or a \
+                    record that is not a patient appointment, is a 404."
+            },
+            {
                 "code": "update",
-                "documentation": "PUT [base]/Appointment/{id} for an appointment booked \
-                    through this server: new start, end, participants or codes go to Salesforce \
-                    Update Appointment, status cancelled to Cancel Appointment. Any other id is a \
-                    404, never a create (updateCreate is false)."
+                "documentation": "PUT [base]/Appointment/{id}: new start, end, participants or \
+                    codes go to Salesforce Update Appointment, status cancelled to Cancel \
+                    Appointment. Never a create (updateCreate is false). If-Match: W/\"{versionId}\" \
+                    refuses the change with 412 when the appointment has changed since. \
+                    Conditional update PUT [base]/Appointment?identifier=system|value changes the \
+                    one appointment with that identifier (404 for none, 412 for several)."
             },
             {
                 "code": "patch",
                 "documentation": "PATCH [base]/Appointment/{id} with a JSON Patch \
                     (application/json-patch+json), applied to the appointment as last booked here \
-                    and then processed as a PUT."
+                    and then processed as a PUT; If-Match as for update."
+            },
+            {
+                "code": "search-type",
+                "documentation": "GET [base]/Appointment?… or POST [base]/Appointment/_search: \
+                    appointments as Salesforce holds them now, each parameter resolved through \
+                    the mapping file as participants are (an unknown patient matches nothing). A \
+                    search must name _id, identifier, patient, actor, practitioner, location or a \
+                    date range bounded on both sides; otherwise it is refused as too-costly. \
+                    _count (default 20, at most 200), _sort=date|-date, _total=none|estimate|\
+                    accurate; next links page through Salesforce's results for two days. Other \
+                    parameters and modifiers are refused with 400."
             }
         ],
-        "versioning": "no-version",
+        "versioning": "versioned-update",
         "readHistory": false,
         "updateCreate": false,
         "conditionalCreate": true,
-        "conditionalUpdate": false,
+        "conditionalRead": "not-match",
+        "conditionalUpdate": true,
         "conditionalDelete": "not-supported",
+        "searchParam": appointment_search_parameters(),
         "operation": [{
             "name": "validate",
             "definition": VALIDATE_DEFINITION,
@@ -211,6 +235,84 @@ fn appointment() -> Value {
                 next link."
         }]
     })
+}
+
+fn appointment_search_parameters() -> Value {
+    let parameter = |name: &str, definition: &str, kind: &str, documentation: &str| {
+        json!({
+            "name": name,
+            "definition": format!("http://hl7.org/fhir/SearchParameter/{definition}"),
+            "type": kind,
+            "documentation": documentation,
+        })
+    };
+    json!([
+        parameter(
+            "_id",
+            "Resource-id",
+            "token",
+            "Salesforce ServiceAppointment ids."
+        ),
+        parameter(
+            "identifier",
+            "Appointment-identifier",
+            "token",
+            "system|value: identifiers of appointments booked through this server, or the \
+             Salesforce id under the mapping's response.identifier_system.",
+        ),
+        parameter(
+            "patient",
+            "Appointment-patient",
+            "reference",
+            "Patient/{id}, resolved through the mapping file (ServiceAppointment.ParentRecordId).",
+        ),
+        parameter(
+            "actor",
+            "Appointment-actor",
+            "reference",
+            "Patient, Practitioner, PractitionerRole or Location references, all of one kind \
+             per parameter.",
+        ),
+        parameter(
+            "practitioner",
+            "Appointment-practitioner",
+            "reference",
+            "Practitioner/{id} or PractitionerRole/{id}: the HealthcarePractitionerFacility of \
+             the appointment's CarePractnFacilityAppt.",
+        ),
+        parameter(
+            "location",
+            "Appointment-location",
+            "reference",
+            "Location/{id}: the facility (Account) of the appointment's practitioner facility.",
+        ),
+        parameter(
+            "date",
+            "Appointment-date",
+            "date",
+            "The start (SchedStartTime), with eq, ge, gt, le or lt and R4's precision rules; \
+             values without a zone are UTC.",
+        ),
+        parameter(
+            "status",
+            "Appointment-status",
+            "token",
+            "R4 AppointmentStatus codes, through the mapping's status and status category \
+             tables.",
+        ),
+        parameter(
+            "service-type",
+            "Appointment-service-type",
+            "token",
+            "system|code or code: the work types whose rules pick it.",
+        ),
+        parameter(
+            "appointment-type",
+            "Appointment-appointment-type",
+            "token",
+            "system|code or code: the work types whose rules pick it.",
+        ),
+    ])
 }
 
 fn slot() -> Value {
@@ -382,20 +484,28 @@ mod tests {
             .iter()
             .filter_map(|i| i.code.value.clone())
             .collect();
-        assert_eq!(interactions, ["create", "update", "patch"]);
+        assert_eq!(
+            interactions,
+            ["create", "read", "update", "patch", "search-type"]
+        );
         let flag =
             |b: &Option<fhirbolt::model::r4::types::Boolean>| b.as_ref().and_then(|b| b.value);
         assert_eq!(flag(&appointment.update_create), Some(false));
         assert_eq!(flag(&appointment.conditional_create), Some(true));
-        assert_eq!(flag(&appointment.conditional_update), Some(false));
+        assert_eq!(flag(&appointment.conditional_update), Some(true));
         assert_eq!(
             appointment
                 .versioning
                 .as_ref()
                 .and_then(|v| v.value.as_deref()),
-            Some("no-version")
+            Some("versioned-update")
         );
-        assert!(appointment.search_param.is_empty());
+        let parameters: Vec<_> = appointment
+            .search_param
+            .iter()
+            .filter_map(|p| p.name.value.clone())
+            .collect();
+        assert_eq!(parameters, crate::mapping::search::SEARCH_PARAMETERS);
         assert_eq!(appointment.operation.len(), 2);
         assert_eq!(
             appointment.operation[1].definition.value.as_deref(),

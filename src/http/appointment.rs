@@ -1,5 +1,6 @@
-//! Appointment interactions over HTTP: create (conditional), update (reschedule or cancel) and
-//! JSON Patch. Each handler negotiates, reads the body, calls one use case of
+//! Appointment interactions over HTTP: create (conditional), read (with `ETag`, `Last-Modified`
+//! and `If-None-Match`), update (reschedule or cancel; conditional by identifier; `If-Match`)
+//! and JSON Patch (`If-Match`). Each handler negotiates, reads the body, calls one use case of
 //! [`crate::booking`] and writes the answer.
 
 use actix_web::http::{StatusCode, header};
@@ -45,26 +46,93 @@ pub async fn create(
     Ok(answer(&request, &tenant, done, rendering))
 }
 
+/// `GET [base]/Appointment/{id}`: the appointment as Salesforce holds it now, with its version
+/// as `ETag` and `meta.versionId`; 304 when `If-None-Match` names that version.
+#[tracing::instrument(name = "fhir.read_appointment", skip_all)]
+pub async fn read(
+    request: HttpRequest,
+    id: web::Path<String>,
+    tenant: RequestTenant,
+) -> Result<HttpResponse, Failure> {
+    let rendering = response::negotiate(&request, None)?;
+    audit::note_ids(&request, AuditIds::appointment(&id));
+    let current = booking::read::read(&tenant, &id)
+        .await
+        .or_render(rendering)?;
+    let etag = format!("W/\"{}\"", current.version);
+    let not_modified = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || booking::read::etag_value(tag) == Some(current.version.as_str())
+            })
+        });
+    let mut response = if not_modified {
+        HttpResponse::NotModified().finish()
+    } else {
+        response::resource(StatusCode::OK, &current.appointment, rendering)
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = header::HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Some(value) = current
+        .last_updated
+        .and_then(|t| header::HeaderValue::from_str(&http_date(t)).ok())
+    {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    Ok(response)
+}
+
 /// `PUT [base]/Appointment/{id}`: reschedules (Salesforce Update) or, with status `cancelled`,
-/// cancels (Salesforce Cancel).
+/// cancels (Salesforce Cancel). `PUT [base]/Appointment?identifier=S|V` does the same to the one
+/// appointment with that identifier (404 for none, 412 for several). With `If-Match`, only
+/// while the appointment still has that version (412 otherwise).
 #[tracing::instrument(name = "fhir.update_appointment", skip_all)]
 pub async fn update(
     request: HttpRequest,
     payload: web::Payload,
-    id: web::Path<String>,
     tenant: RequestTenant,
 ) -> Result<HttpResponse, Failure> {
-    audit::note_ids(&request, AuditIds::appointment(&id));
     let (body_format, body, rendering) =
         read_resource(&request, payload, tenant.body_limit).await?;
+    let id = match request.match_info().get("id") {
+        Some(id) => id.to_owned(),
+        None => {
+            let criteria =
+                booking::change::update_criteria(request.query_string()).or_render(rendering)?;
+            booking::change::the_one_matching(&tenant, &criteria)
+                .await
+                .or_render(rendering)?
+        }
+    };
+    audit::note_ids(&request, AuditIds::appointment(&id));
     let appointment = read_appointment(body, body_format)
         .await
         .map_err(ProxyError::Unparseable)
         .or_render(rendering)?;
+    if let Some(if_match) = if_match(&request) {
+        booking::read::check_version(&tenant, &id, if_match)
+            .await
+            .or_render(rendering)?;
+    }
     let done = booking::change::update(&tenant, &id, appointment)
         .await
         .or_render(rendering)?;
     Ok(answer(&request, &tenant, done, rendering))
+}
+
+/// The `If-Match` header, when there is one (unreadable text counts as a tag that matches
+/// nothing).
+fn if_match(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or("\"\u{fffd}\""))
 }
 
 /// `PATCH [base]/Appointment/{id}` with a JSON Patch (`application/json-patch+json`), applied to
@@ -101,6 +169,11 @@ pub async fn patch(
         .await
         .or_render(rendering)?;
     let patch = booking::change::read_patch(&body).or_render(rendering)?;
+    if let Some(if_match) = if_match(&request) {
+        booking::read::check_version(&tenant, &id, if_match)
+            .await
+            .or_render(rendering)?;
+    }
     let done = booking::change::patch(&tenant, &id, &patch)
         .await
         .or_render(rendering)?;

@@ -110,6 +110,8 @@ pub async fn limits(
                 interaction,
                 Some(
                     Interaction::Capabilities
+                        | Interaction::Read
+                        | Interaction::Search
                         | Interaction::Validate
                         | Interaction::Find
                         | Interaction::SlotSearch

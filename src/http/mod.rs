@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod request_id;
 pub mod response;
 pub mod routes;
+pub mod search;
 pub mod slot;
 pub mod status;
 pub mod tenant;
@@ -83,6 +84,8 @@ fn handler(method: &Method, interaction: Interaction) -> actix_web::Route {
     match interaction {
         Interaction::Capabilities => route.to(metadata::capability_statement),
         Interaction::Create => route.to(appointment::create),
+        Interaction::Read => route.to(appointment::read),
+        Interaction::Search => route.to(search::search),
         Interaction::Update => route.to(appointment::update),
         Interaction::Patch => route.to(appointment::patch),
         Interaction::Validate => route.to(validate::validate),

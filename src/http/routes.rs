@@ -59,7 +59,7 @@ impl Route {
 
 /// The FHIR interactions of one tenant. Order matters to actix (first match wins): the named
 /// operations before the id pattern, which excludes `$` anyway.
-pub const FHIR_ROUTES: [Route; 8] = [
+pub const FHIR_ROUTES: [Route; 9] = [
     Route {
         path: "/metadata",
         methods: &[
@@ -87,12 +87,23 @@ pub const FHIR_ROUTES: [Route; 8] = [
         ],
     },
     Route {
+        path: "/Appointment/_search",
+        methods: &[(Method::POST, Interaction::Search)],
+    },
+    Route {
         path: "/Appointment",
-        methods: &[(Method::POST, Interaction::Create)],
+        methods: &[
+            (Method::GET, Interaction::Search),
+            (Method::HEAD, Interaction::Search),
+            (Method::POST, Interaction::Create),
+            (Method::PUT, Interaction::Update),
+        ],
     },
     Route {
         path: "/Appointment/{id:[A-Za-z0-9.-]{1,64}}",
         methods: &[
+            (Method::GET, Interaction::Read),
+            (Method::HEAD, Interaction::Read),
             (Method::PUT, Interaction::Update),
             (Method::PATCH, Interaction::Patch),
         ],
@@ -143,8 +154,10 @@ impl RouteTable {
             by_pattern.insert(format!("{base_path}{TENANT_SCOPE}{}", route.path), route);
         }
         // `{base}/` is the Bundle endpoint too.
-        by_pattern.insert(format!("{base_path}/"), &FHIR_ROUTES[7]);
-        by_pattern.insert(format!("{base_path}{TENANT_SCOPE}/"), &FHIR_ROUTES[7]);
+        if let Some(bundle) = FHIR_ROUTES.iter().find(|r| r.path.is_empty()) {
+            by_pattern.insert(format!("{base_path}/"), bundle);
+            by_pattern.insert(format!("{base_path}{TENANT_SCOPE}/"), bundle);
+        }
         let mut open: Vec<String> = ["/status", "/healthz", "/readyz", "/metrics"]
             .iter()
             .map(|p| (*p).to_owned())
@@ -252,7 +265,19 @@ mod tests {
             ("GET", "/fhir/metadata/", Some(Interaction::Capabilities)),
             ("POST", "/fhir", Some(Interaction::Bundle)),
             ("POST", "/fhir/", Some(Interaction::Bundle)),
-            ("GET", "/fhir/Appointment", None),
+            ("GET", "/fhir/Appointment", Some(Interaction::Search)),
+            ("PUT", "/fhir/Appointment", Some(Interaction::Update)),
+            (
+                "POST",
+                "/fhir/Appointment/_search",
+                Some(Interaction::Search),
+            ),
+            (
+                "GET",
+                "/fhir/Appointment/{id:[A-Za-z0-9.-]{1,64}}",
+                Some(Interaction::Read),
+            ),
+            ("DELETE", "/fhir/Appointment", None),
             ("GET", "/status", None),
         ];
         for (method, pattern, expected) in cases {
@@ -315,6 +340,7 @@ mod tests {
     #[test]
     fn allow_lists_the_methods_served() {
         assert_eq!(FHIR_ROUTES[3].allow(), "GET, HEAD, POST");
-        assert_eq!(FHIR_ROUTES[5].allow(), "PUT, PATCH");
+        assert_eq!(FHIR_ROUTES[5].allow(), "GET, HEAD, POST, PUT");
+        assert_eq!(FHIR_ROUTES[6].allow(), "GET, HEAD, PUT, PATCH");
     }
 }

@@ -10,6 +10,7 @@ pub mod find;
 pub mod lookup;
 pub mod read;
 pub mod reference;
+pub mod search;
 pub mod slots;
 
 pub use book::{book_request, book_request_with};

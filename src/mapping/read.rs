@@ -238,6 +238,13 @@ fn participants(
             .found
             .get(&id)
             .cloned()
+            .map(|mut actor| {
+                // A lookup by identifier names no type; the kind says which.
+                if actor.reference.is_none() && actor.r#type.is_none() {
+                    actor.r#type = Some(fhir_type.as_str().into());
+                }
+                actor
+            })
             .or_else(|| from_table(&id, &fhir_type, mapping))
             .unwrap_or_else(|| Reference {
                 reference: Some(format!("{fhir_type}/{id}").into()),

@@ -31,7 +31,7 @@ use crate::fhir::outcome::{Issue, IssueCode, Severity, operation_outcome};
 use crate::salesforce::id::is_salesforce_id;
 use crate::salesforce::wire::{GetSlotsRequest, ResourceSlots, SlotResource};
 
-mod query;
+pub(crate) mod query;
 pub use super::reference::SLOT_IDENTIFIER_SYSTEM;
 pub use query::*;
 

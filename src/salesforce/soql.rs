@@ -153,6 +153,35 @@ impl Condition {
         Ok(Condition(format!("Status IN {}", list(quoted))))
     }
 
+    /// `ParentRecordType = 'Account'`: patient appointments only.
+    pub fn patient_appointments() -> Condition {
+        Condition("ParentRecordType = 'Account'".to_owned())
+    }
+
+    /// `(Status IN (…) OR StatusCategory IN (…))`, either list possibly empty (not both).
+    ///
+    /// # Errors
+    /// When a value cannot be quoted.
+    pub fn status_or_category(
+        statuses: &[String],
+        categories: &[String],
+    ) -> Result<Condition, LiteralError> {
+        let quoted = |values: &[String]| {
+            values
+                .iter()
+                .map(|v| quote(v))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut alternatives = Vec::new();
+        if !statuses.is_empty() {
+            alternatives.push(format!("Status IN {}", list(quoted(statuses)?)));
+        }
+        if !categories.is_empty() {
+            alternatives.push(format!("StatusCategory IN {}", list(quoted(categories)?)));
+        }
+        Ok(Condition(format!("({})", alternatives.join(" OR "))))
+    }
+
     /// `SchedStartTime <op> <datetime>`, `op` one of `<`, `<=`, `>`, `>=`.
     ///
     /// # Errors

@@ -329,11 +329,11 @@ async fn unknown_paths_and_methods_answer_in_fhir() {
 
     let response = app
         .client
-        .get(format!("{}/fhir/Appointment", app.address))
+        .delete(format!("{}/fhir/Appointment", app.address))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(response.headers()["allow"], "GET, HEAD, POST, PUT");
     assert_outcome(&json_body(response).await, "not-supported", None);
 }

@@ -112,7 +112,10 @@ async fn the_statement_comes_in_json_and_xml_and_tells_what_this_build_serves() 
         .iter()
         .filter_map(|i| i.code.value.clone())
         .collect();
-    assert_eq!(interactions, ["create", "update", "patch"]);
+    assert_eq!(
+        interactions,
+        ["create", "read", "update", "patch", "search-type"]
+    );
     assert_eq!(
         appointment
             .conditional_create

@@ -101,12 +101,13 @@ async fn every_allow_header_names_the_methods_served_there() {
     for (method, path, allow) in [
         (Method::DELETE, "/fhir/metadata", "GET, HEAD"),
         (Method::POST, "/fhir/metadata/", "GET, HEAD"),
-        (Method::GET, "/fhir/Appointment", "POST"),
+        (Method::DELETE, "/fhir/Appointment", "GET, HEAD, POST, PUT"),
         (
             Method::DELETE,
             "/fhir/Appointment/08pxx0000004KhxxAE",
-            "PUT, PATCH",
+            "GET, HEAD, PUT, PATCH",
         ),
+        (Method::GET, "/fhir/Appointment/_search", "POST"),
         (Method::GET, "/fhir/Appointment/$validate", "POST"),
         (Method::PUT, "/fhir/Appointment/$find", "GET, HEAD, POST"),
         (Method::POST, "/fhir/Slot", "GET, HEAD"),

@@ -9,7 +9,8 @@
 //!   guarantee that the requested batch size is the actual batch size"). `totalSize` counts every
 //!   row the statement matched (after LIMIT). A statement it cannot read, or over another object,
 //!   is 400 `MALFORMED_QUERY`; an unknown field 400 `INVALID_FIELD`.
-//! - `GET /services/data/vNN.N/query/{locator}`: the next batch; an unknown locator is 400
+//! - `GET /services/data/vNN.N/query/{locator}`: the next batch, as often as asked while the
+//!   sandbox keeps it (the newest 256 locators); an unknown locator is 400
 //!   `INVALID_QUERY_LOCATOR`.
 //! - `GET /services/data/vNN.N/sobjects/ServiceAppointment/{id}[?fields=a,b]`: the flat record,
 //!   or 404 `NOT_FOUND`.
@@ -290,15 +291,19 @@ pub(super) async fn query_more(
     }
     let batch = batch_size(&req, shared.settings.query_batch_size);
     let mut state = shared.lock();
-    let Some(position) = state.cursors.open.iter().position(|(l, _)| *l == locator) else {
+    // A locator can be read again while it lives (Salesforce keeps results for two days).
+    let Some(mut rows) = state
+        .cursors
+        .open
+        .iter()
+        .find(|(l, _)| *l == locator)
+        .map(|(_, rows)| rows.clone())
+    else {
         return platform_error(
             StatusCode::BAD_REQUEST,
             "INVALID_QUERY_LOCATOR",
             "invalid query locator",
         );
-    };
-    let Some((_, mut rows)) = state.cursors.open.remove(position) else {
-        return resource_not_found();
     };
     let offset: usize = locator
         .rsplit_once('-')

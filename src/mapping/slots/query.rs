@@ -208,7 +208,7 @@ pub(crate) fn alternatives(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|v| !v.is_empty())
 }
 
-pub(super) fn parse_start(value: &str) -> Result<DateBound, Issue> {
+pub(crate) fn parse_start(value: &str) -> Result<DateBound, Issue> {
     if value.contains(',') {
         return Err(Issue::general(
             IssueCode::NotSupported,
@@ -249,7 +249,7 @@ pub(super) fn parse_start(value: &str) -> Result<DateBound, Issue> {
     })
 }
 
-pub(super) fn malformed_start() -> Issue {
+pub(crate) fn malformed_start() -> Issue {
     Issue::general(
         IssueCode::Invalid,
         "start must be a FHIR date or dateTime with an optional prefix, for example \

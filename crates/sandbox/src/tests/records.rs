@@ -239,8 +239,16 @@ async fn searches_filter_sort_limit_count_and_page_with_next_records_urls() {
         }
     }
     assert_eq!(seen, ids[1..].to_vec());
-    // A locator is used once.
-    let (status, body) = get(&sandbox, &token, &next).await;
+    // A locator can be read again; one the sandbox never gave cannot.
+    let (status, again) = get(&sandbox, &token, &next).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["records"][0]["Id"], ids[3].as_str());
+    let (status, body) = get(
+        &sandbox,
+        &token,
+        "/services/data/v65.0/query/01gSB0000000999AAA-2",
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
 
