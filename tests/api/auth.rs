@@ -1039,3 +1039,43 @@ async fn status_and_metrics_can_be_kept_for_admin_clients() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn reading_needs_the_r_scope_and_searching_the_s_scope() {
+    let keys = keys();
+    let (app, sandbox, _) = start(settings(&keys, vec![]));
+    assert_booked(book(&app, "/fhir/Appointment", 1, &[("X-API-Key", ENGINE_KEY)]).await).await;
+    let id = sandbox.bookings()[0].id.clone();
+    let get = |path: String, key: &'static str| {
+        app.client
+            .get(format!("{}/fhir/{path}", app.address))
+            .header("X-API-Key", key)
+            .send()
+    };
+    let asked = sandbox.query_requests();
+    // Create only: neither a read nor a search, and Salesforce is not asked.
+    assert_forbidden(
+        get(format!("Appointment/{id}"), BATCH_KEY).await.unwrap(),
+        "system/Appointment.r",
+    )
+    .await;
+    assert_forbidden(
+        get("Appointment?patient=Patient/pat-1001".to_owned(), BATCH_KEY)
+            .await
+            .unwrap(),
+        "system/Appointment.s",
+    )
+    .await;
+    assert_eq!(sandbox.query_requests(), asked);
+    let read = get(format!("Appointment/{id}"), ENGINE_KEY).await.unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(json_body(read).await["id"], id.as_str());
+    let searched = get(
+        "Appointment?patient=Patient/pat-1001".to_owned(),
+        ENGINE_KEY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(searched.status(), 200);
+    assert_eq!(json_body(searched).await["total"], 1);
+}

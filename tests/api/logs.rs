@@ -222,6 +222,17 @@ async fn logs_carry_request_ids_and_audit_lines_and_never_patient_data_tokens_or
         true,
     )
     .await;
+    let booked_id = sandbox.bookings()[0].id.clone();
+    let read = send(&c, c.get(format!("{base}/Appointment/{booked_id}")), true).await;
+    let searched = send(
+        &c,
+        c.get(format!(
+            "{base}/Appointment?patient=Patient/PHIMARK-SEARCH,Patient/pat-1001\
+             &identifier=http://hospital.example.org|PHIMARK-SID,http://hospital.example.org/fhir/appointment-id|A-PHI-77-1"
+        )),
+        true,
+    )
+    .await;
     let bogus_token = send(
         &c,
         post(
@@ -292,6 +303,8 @@ async fn logs_carry_request_ids_and_audit_lines_and_never_patient_data_tokens_or
     );
     assert_eq!(batch.status, 200);
     assert_eq!(slots.status, 400);
+    assert_eq!(read.status, 200);
+    assert_eq!(searched.status, 200);
     assert_eq!(bogus_token.status, 401);
     assert_eq!(bogus_key.status, 401);
     assert_eq!(server_error.status, 502);
@@ -412,6 +425,13 @@ async fn logs_carry_request_ids_and_audit_lines_and_never_patient_data_tokens_or
         "validate"
     );
     assert_eq!(audit_of(&slots.request_id)[0]["interaction"], "search-slot");
+    let read_line = audit_of(&read.request_id);
+    assert_eq!(read_line[0]["interaction"], "read");
+    assert_eq!(read_line[0]["salesforce_ids"], booked_id.as_str());
+    assert_eq!(
+        audit_of(&searched.request_id)[0]["interaction"],
+        "search-type"
+    );
 }
 
 #[tokio::test]

@@ -85,6 +85,14 @@ async fn a_read_after_booking_answers_the_appointment_with_its_version() {
     assert_eq!(response.status(), 200);
     let xml = response.text().await.unwrap();
     assert!(xml.contains(&format!("<id value=\"{id}\"/>")), "{xml}");
+    let metrics = app.metrics().await;
+    for line in [
+        r#"fsp_http_requests_total{interaction="read",status="200"} 2"#,
+        r#"fsp_http_requests_total{interaction="read",status="304"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains(r#"call="query""#), "{metrics}");
 }
 
 #[tokio::test]
