@@ -8,6 +8,7 @@ mod bundles;
 mod changes;
 mod cli;
 mod faults;
+mod fhir_client;
 mod find;
 mod helpers;
 mod large_bodies;
