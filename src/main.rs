@@ -202,7 +202,11 @@ fn demo(listen: SocketAddr) -> Result<(), String> {
             "fhir-salesforce-proxy demo: FHIR endpoint http://{listen}/fhir, Salesforce sandbox \
              (not Salesforce) at {}\n\nBook the example appointment:\n\n  curl -sS -X POST \
              http://{listen}/fhir/Appointment -H 'Content-Type: application/fhir+json' \
-             -H 'X-API-Key: {api_key}' --data-binary @examples/appointment.json\n\nStop with Ctrl-C.",
+             -H 'X-API-Key: {api_key}' --data-binary @examples/appointment.json\n\nRead it back as \
+             Salesforce holds it, and search the patient's appointments:\n\n  curl -sS \
+             http://{listen}/fhir/Appointment/ID -H 'X-API-Key: {api_key}'\n  curl -sS \
+             'http://{listen}/fhir/Appointment?patient=Patient/pat-1001' -H 'X-API-Key: \
+             {api_key}'\n\nStop with Ctrl-C.",
             sandbox.base_url()
         );
         let result = signals::run_until_signalled(app)
