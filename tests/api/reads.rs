@@ -254,3 +254,84 @@ async fn a_conditional_update_changes_the_one_match_and_refuses_none_or_several(
     assert_eq!(json_body(one).await["status"], "cancelled");
     assert_eq!(sandbox.cancellations(), vec![id]);
 }
+
+/// A wiremock org answering every query with `answer`.
+async fn query_org(answer: wiremock::ResponseTemplate) -> (TestApp, wiremock::MockServer) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/services/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "token-1",
+            "instance_url": server.uri(),
+            "id": format!("{}/id/00D000000000001AAA/005000000000001AAA", server.uri()),
+            "token_type": "Bearer",
+            "issued_at": "1764124800000",
+            "signature": "c2lnbmF0dXJl",
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/services/data/v65.0/query"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    let mut settings = salesforce_settings(&format!("{}/services/oauth2/token", server.uri()));
+    settings.request_timeout = std::time::Duration::from_millis(500);
+    let app = spawn_proxy(settings, example_mapping());
+    (app, server)
+}
+
+#[tokio::test]
+async fn salesforces_refusals_of_a_query_become_fhir_answers() {
+    let error = |status: u16, code: &str| {
+        wiremock::ResponseTemplate::new(status)
+            .set_body_json(json!([{"errorCode": code, "message": "as Salesforce words it"}]))
+    };
+    for (answer, status, code) in [
+        (error(400, "QUERY_TIMEOUT"), 400, "too-costly"),
+        (error(400, "QUERY_TOO_COMPLICATED"), 400, "too-costly"),
+        (error(400, "INVALID_FIELD"), 502, "exception"),
+        (error(400, "MALFORMED_QUERY"), 502, "exception"),
+        (error(500, "UNKNOWN_EXCEPTION"), 502, "exception"),
+        (
+            wiremock::ResponseTemplate::new(200).set_body_string("<html>"),
+            502,
+            "exception",
+        ),
+        (
+            wiremock::ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(2)),
+            504,
+            "timeout",
+        ),
+    ] {
+        let (app, server) = query_org(answer).await;
+        let response = app
+            .client
+            .get(format!(
+                "{}/fhir/Appointment?patient=Patient/pat-1001",
+                app.address
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{code}");
+        let body = json_body(response).await;
+        assert_outcome(&body, code, None);
+        drop(server);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_once_for_a_read() {
+    let (app, sandbox) = spawn_reading(2000);
+    let booked = book(&app, &example_appointment()).await;
+    let id = booked["id"].as_str().unwrap();
+    let tokens = sandbox.token_requests();
+    sandbox.expire_tokens();
+    let response = get(&app, &format!("Appointment/{id}"), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_body(response).await["id"], id);
+    assert_eq!(sandbox.token_requests(), tokens + 1);
+}
