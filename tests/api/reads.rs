@@ -335,3 +335,62 @@ async fn an_expired_session_is_renewed_once_for_a_read() {
     assert_eq!(json_body(response).await["id"], id);
     assert_eq!(sandbox.token_requests(), tokens + 1);
 }
+
+#[tokio::test]
+async fn which_records_a_tenant_may_read_follows_the_documented_rule() {
+    let sandbox = start_sandbox();
+    let settings = || salesforce_settings(&sandbox.token_url());
+    // Two proxies on one org, each with its own store: one shows every patient appointment, the
+    // other only those it booked.
+    let everything = spawn_proxy(settings(), example_mapping());
+    let mut own = example_mapping();
+    own.readable = fhir_salesforce_proxy::mapping::file::ReadableAppointments::BookedHere;
+    let booked_here = spawn_proxy(settings(), own);
+
+    let theirs = book(&everything, &numbered_appointment(1)).await;
+    let theirs = theirs["id"].as_str().unwrap();
+    let mine = book(&booked_here, &numbered_appointment(2)).await;
+    let mine = mine["id"].as_str().unwrap();
+
+    assert_eq!(
+        get(&everything, &format!("Appointment/{mine}"), &[])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        get(&booked_here, &format!("Appointment/{mine}"), &[])
+            .await
+            .status(),
+        200
+    );
+    let refused = get(&booked_here, &format!("Appointment/{theirs}"), &[]).await;
+    assert_eq!(refused.status(), 404);
+    assert_outcome(&json_body(refused).await, "not-found", None);
+    let search = |app: &TestApp| {
+        app.client
+            .get(format!(
+                "{}/fhir/Appointment?patient=Patient/pat-1001",
+                app.address
+            ))
+            .send()
+    };
+    let all = json_body(search(&everything).await.unwrap()).await;
+    assert_eq!(all["entry"].as_array().unwrap().len(), 2);
+    assert_eq!(all["total"], 2);
+    let only = json_body(search(&booked_here).await.unwrap()).await;
+    assert_eq!(only["entry"].as_array().unwrap().len(), 1);
+    assert_eq!(only["entry"][0]["resource"]["id"], mine);
+    assert!(only.get("total").is_none(), "{only}");
+
+    // A record whose parent is not an Account is no patient appointment: nobody reads it.
+    assert!(sandbox.edit_appointment(theirs, &json!({"ParentRecordType": "WorkOrder"})));
+    assert_eq!(
+        get(&everything, &format!("Appointment/{theirs}"), &[])
+            .await
+            .status(),
+        404
+    );
+    let all = json_body(search(&everything).await.unwrap()).await;
+    assert_eq!(all["total"], 1);
+}
