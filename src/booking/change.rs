@@ -6,6 +6,7 @@ use chrono::Utc;
 use fhirbolt::model::r4::resources::Appointment;
 
 use super::create::{appointment_record, identifier_keys, remember};
+use super::read::ids_with_identifiers;
 use super::resolve::{check_rules, map_resolving};
 use super::{Done, Effect};
 use crate::error::ProxyError;
@@ -149,26 +150,11 @@ pub async fn the_one_matching(
     tenant: &Tenant,
     criteria: &IdentifierCriteria,
 ) -> Result<String, ProxyError> {
-    let own_system = format!("{}|", tenant.mapping.identifier_system);
     let mut found: Option<Vec<String>> = None;
     for any_of in &criteria.all_of {
-        let mut these: Vec<String> = tenant
-            .store
-            .find_by_identifiers(any_of)
-            .await?
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
-        these.extend(
-            any_of
-                .iter()
-                .filter_map(|key| key.strip_prefix(&own_system))
-                .map(str::to_owned),
-        );
-        these.sort();
-        these.dedup();
+        let these = ids_with_identifiers(tenant, any_of).await?;
         found = Some(match found {
-            None => these,
+            None => these.into_iter().collect(),
             Some(before) => before.into_iter().filter(|id| these.contains(id)).collect(),
         });
     }

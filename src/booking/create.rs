@@ -220,19 +220,46 @@ async fn one_booking(mut found: Vec<StoredAppointment>) -> Result<Option<Done>, 
     }
 }
 
-/// What the store keeps of an appointment as answered.
+/// What the store keeps of an appointment as answered: its FHIR JSON, written once from the
+/// resource (no copy of it, no JSON tree in between), and the columns read off the resource.
 pub(super) fn appointment_record(
     appointment: &Appointment,
     identifiers: Vec<String>,
 ) -> AppointmentRecord {
-    let id = appointment
-        .id
-        .as_ref()
-        .and_then(|i| i.value.clone())
-        .unwrap_or_default();
-    let resource =
-        fhirbolt::json::to_json_value(appointment.clone(), None).unwrap_or(serde_json::Value::Null);
-    AppointmentRecord::from_json(id, identifiers, &resource, Utc::now())
+    let text = |value: Option<&str>| value.map(str::to_owned);
+    let instant = |value: Option<&str>| {
+        value
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    };
+    let actors: Vec<String> = appointment
+        .participant
+        .iter()
+        .filter_map(|p| p.actor.as_ref()?.reference.as_ref()?.value.clone())
+        .collect();
+    let json = crate::fhir::format::serialize(appointment, Format::Json, false);
+    AppointmentRecord {
+        id: appointment
+            .id
+            .as_ref()
+            .and_then(|i| i.value.clone())
+            .unwrap_or_default(),
+        identifiers,
+        resource: String::from_utf8(json).unwrap_or_default(),
+        status: text(appointment.status.value.as_deref()),
+        start: instant(appointment.start.as_ref().and_then(|s| s.value.as_deref())),
+        end: instant(appointment.end.as_ref().and_then(|s| s.value.as_deref())),
+        patient: actors.iter().find(|a| a.starts_with("Patient/")).cloned(),
+        updated: instant(
+            appointment
+                .meta
+                .as_ref()
+                .and_then(|m| m.last_updated.as_ref())
+                .and_then(|l| l.value.as_deref()),
+        )
+        .unwrap_or_else(Utc::now),
+        actors,
+    }
 }
 
 /// Records an appointment durably (releasing the claim it was booked under), trying a second

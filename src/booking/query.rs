@@ -19,7 +19,7 @@ use fhirbolt::model::r4::Resource;
 use fhirbolt::model::r4::resources::{Bundle, BundleEntry, BundleEntrySearch, BundleLink};
 use fhirbolt::model::r4::types::Reference;
 
-use super::read::{Current, appointments};
+use super::read::{Current, appointments, ids_with_identifiers};
 use crate::error::ProxyError;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::mapping::file::CodedElement;
@@ -199,22 +199,8 @@ async fn conditions(
                 .collect(),
         );
     }
-    let own_system = format!("{}|", mapping.identifier_system);
     for keys in &query.identifiers {
-        let mut these: BTreeSet<String> = tenant
-            .store
-            .find_by_identifiers(keys)
-            .await?
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
-        these.extend(
-            keys.iter()
-                .filter_map(|k| k.strip_prefix(&own_system))
-                .filter(|id| IdLiteral::new(id).is_ok())
-                .map(str::to_owned),
-        );
-        narrow(these);
+        narrow(ids_with_identifiers(tenant, keys).await?);
     }
     if let Some(ids) = ids {
         if ids.is_empty() {

@@ -6,6 +6,8 @@
 //! appointments), and, with the mapping's `[read] appointments = "booked-here"`, only those this
 //! tenant booked or changed (kept in its store). Any other is answered as if it did not exist.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use fhirbolt::model::r4::resources::Appointment;
 use fhirbolt::model::r4::types::{Identifier, Reference};
@@ -82,6 +84,33 @@ pub async fn check_version(tenant: &Tenant, id: &str, if_match: &str) -> Result<
 pub fn etag_value(tag: &str) -> Option<&str> {
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
     tag.strip_prefix('"')?.strip_suffix('"')
+}
+
+/// The appointments whose identifiers include one of `keys` (`system|value`): those the store
+/// recorded with it, and, under the mapping's identifier system, the Salesforce id itself (when
+/// it has an id's shape).
+///
+/// # Errors
+/// A store error.
+pub async fn ids_with_identifiers(
+    tenant: &Tenant,
+    keys: &[String],
+) -> Result<BTreeSet<String>, ProxyError> {
+    let own_system = format!("{}|", tenant.mapping.identifier_system);
+    let mut ids: BTreeSet<String> = tenant
+        .store
+        .find_by_identifiers(keys)
+        .await?
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    ids.extend(
+        keys.iter()
+            .filter_map(|key| key.strip_prefix(&own_system))
+            .filter(|id| is_salesforce_id(id))
+            .map(str::to_owned),
+    );
+    Ok(ids)
 }
 
 /// The query records as FHIR Appointments, each merged with its stored representation, leaving

@@ -20,7 +20,7 @@ use crate::tenants::Tenant;
 
 /// `POST [base]/Appointment`: books the Appointment unless one with the same business identifier
 /// (from `If-None-Exist`, else from the resource) was booked before.
-#[tracing::instrument(name = "fhir.create_appointment", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.create_appointment", skip_all)]
 pub async fn create(
     request: HttpRequest,
     payload: web::Payload,
@@ -48,7 +48,7 @@ pub async fn create(
 
 /// `GET [base]/Appointment/{id}`: the appointment as Salesforce holds it now, with its version
 /// as `ETag` and `meta.versionId`; 304 when `If-None-Match` names that version.
-#[tracing::instrument(name = "fhir.read_appointment", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.read_appointment", skip_all)]
 pub async fn read(
     request: HttpRequest,
     id: web::Path<String>,
@@ -92,7 +92,7 @@ pub async fn read(
 /// cancels (Salesforce Cancel). `PUT [base]/Appointment?identifier=S|V` does the same to the one
 /// appointment with that identifier (404 for none, 412 for several). With `If-Match`, only
 /// while the appointment still has that version (412 otherwise).
-#[tracing::instrument(name = "fhir.update_appointment", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.update_appointment", skip_all)]
 pub async fn update(
     request: HttpRequest,
     payload: web::Payload,
@@ -137,7 +137,7 @@ fn if_match(request: &HttpRequest) -> Option<&str> {
 
 /// `PATCH [base]/Appointment/{id}` with a JSON Patch (`application/json-patch+json`), applied to
 /// the appointment as last booked, then processed as an update.
-#[tracing::instrument(name = "fhir.patch_appointment", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.patch_appointment", skip_all)]
 pub async fn patch(
     request: HttpRequest,
     payload: web::Payload,

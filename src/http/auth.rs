@@ -204,7 +204,7 @@ fn challenge(error: &ProxyError) -> Option<String> {
 }
 
 /// `POST /auth/token`: SMART Backend Services `client_credentials` with a JWT client assertion.
-#[tracing::instrument(name = "auth.token", skip_all)]
+#[tracing::instrument(level = "debug", name = "auth.token", skip_all)]
 pub async fn token(request: HttpRequest, body: web::Bytes, auth: web::Data<Auth>) -> HttpResponse {
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
     let peer = request.peer_addr().map(|a| a.ip());

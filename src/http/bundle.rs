@@ -25,7 +25,7 @@ use crate::interaction::Interaction;
 use crate::tenants::Tenant;
 
 /// Processes a batch or transaction Bundle.
-#[tracing::instrument(name = "fhir.bundle", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.bundle", skip_all)]
 pub async fn process(
     request: HttpRequest,
     payload: web::Payload,

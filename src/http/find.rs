@@ -26,7 +26,7 @@ use crate::tenants::Tenant;
 /// 200 with a `searchset` Bundle of proposed Appointments (empty when no slot is free). 400 for a
 /// malformed call (a missing or bad `start`/`end`, an unsupported parameter, no practitioner),
 /// 415/413 for a body that cannot be read; the use case's errors otherwise.
-#[tracing::instrument(name = "fhir.find_appointments", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.find_appointments", skip_all)]
 pub async fn find(
     request: HttpRequest,
     payload: web::Payload,

@@ -19,7 +19,7 @@ use crate::mapping::search::AppointmentQuery;
 ///
 /// 200 with a `searchset` Bundle; 400 for a search that cannot be evaluated (naming the
 /// parameter) or that Salesforce could not answer from an index (`too-costly`).
-#[tracing::instrument(name = "fhir.search_appointments", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.search_appointments", skip_all)]
 pub async fn search(
     request: HttpRequest,
     payload: web::Payload,

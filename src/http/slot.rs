@@ -16,7 +16,7 @@ use crate::mapping::slots::{SEARCH_PARAMETERS, SlotQuery};
 ///
 /// 200 with a `searchset` Bundle. 400 for a malformed search (unknown parameter, bad date or
 /// token, no lower bound on `start`, no `schedule.actor`); the use case's errors otherwise.
-#[tracing::instrument(name = "fhir.search_slots", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.search_slots", skip_all)]
 pub async fn search(request: HttpRequest, tenant: RequestTenant) -> Result<HttpResponse, Failure> {
     let rendering = response::negotiate(&request, None)?;
     let split = SearchRequest::split(

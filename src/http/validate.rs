@@ -13,7 +13,7 @@ use crate::fhir::outcome::IssueCode;
 
 /// Validates the posted Appointment (raw, or as the `resource` parameter of a `Parameters` body)
 /// without calling Salesforce, and answers 200 with the OperationOutcome of the validation.
-#[tracing::instrument(name = "fhir.validate_appointment", skip_all)]
+#[tracing::instrument(level = "debug", name = "fhir.validate_appointment", skip_all)]
 pub async fn validate(
     request: HttpRequest,
     payload: web::Payload,

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use super::file::{CodedElement, Mapping};
 use super::slots::query::{Comparator, DateBound, parse_start};
+use crate::fhir::APPOINTMENT_STATUSES;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::search::split_or;
 
@@ -93,20 +94,6 @@ pub struct AppointmentQuery {
     pub used: Vec<(String, String)>,
 }
 
-/// The R4 AppointmentStatus codes.
-const STATUSES: [&str; 10] = [
-    "proposed",
-    "pending",
-    "booked",
-    "arrived",
-    "fulfilled",
-    "cancelled",
-    "noshow",
-    "entered-in-error",
-    "checked-in",
-    "waitlist",
-];
-
 impl AppointmentQuery {
     /// Reads a percent-encoded query string (or `_search` form body).
     ///
@@ -158,12 +145,15 @@ impl AppointmentQuery {
                 })?),
                 "status" => {
                     let codes = list();
-                    if codes.iter().any(|c| !STATUSES.contains(&c.as_str())) {
+                    if codes
+                        .iter()
+                        .any(|c| !APPOINTMENT_STATUSES.contains(&c.as_str()))
+                    {
                         return Err(Issue::general(
                             IssueCode::Value,
                             format!(
                                 "status takes R4 AppointmentStatus codes: {}",
-                                STATUSES.join(", ")
+                                APPOINTMENT_STATUSES.join(", ")
                             ),
                         ));
                     }

@@ -118,7 +118,7 @@ impl SalesforceClient {
     ///
     /// # Errors
     /// A [`SalesforceError`] for every answer other than `isSuccess: true` with an id.
-    #[tracing::instrument(name = "salesforce.book_appointment", skip_all)]
+    #[tracing::instrument(level = "debug", name = "salesforce.book_appointment", skip_all)]
     pub async fn book_appointment(
         &self,
         request: &BookAppointmentRequest,
@@ -138,7 +138,7 @@ impl SalesforceClient {
     ///
     /// # Errors
     /// A [`SalesforceError`] for every answer other than `isSuccess: true`.
-    #[tracing::instrument(name = "salesforce.update_appointment", skip_all)]
+    #[tracing::instrument(level = "debug", name = "salesforce.update_appointment", skip_all)]
     pub async fn update_appointment(
         &self,
         request: &UpdateAppointmentRequest,
@@ -154,7 +154,7 @@ impl SalesforceClient {
     ///
     /// # Errors
     /// A [`SalesforceError`] for every answer other than `isSuccess: true`.
-    #[tracing::instrument(name = "salesforce.cancel_appointment", skip_all)]
+    #[tracing::instrument(level = "debug", name = "salesforce.cancel_appointment", skip_all)]
     pub async fn cancel_appointment(
         &self,
         request: &CancelAppointmentRequest,
@@ -170,7 +170,7 @@ impl SalesforceClient {
     ///
     /// # Errors
     /// A [`SalesforceError`] for every answer but a readable list of slots.
-    #[tracing::instrument(name = "salesforce.get_slots", skip_all)]
+    #[tracing::instrument(level = "debug", name = "salesforce.get_slots", skip_all)]
     pub async fn get_slots(
         &self,
         request: &GetSlotsRequest,
@@ -193,6 +193,7 @@ impl SalesforceClient {
     /// A [`SalesforceError`] for every answer but 200 with a record id, 404 (not found) or 300
     /// (several records).
     #[tracing::instrument(
+        level = "debug",
         name = "salesforce.get_by_external_id",
         skip_all,
         fields(object = %object, field = %field)
@@ -236,7 +237,7 @@ impl SalesforceClient {
     /// # Errors
     /// [`SalesforceError::TooCostly`], [`SalesforceError::QueryRefused`] for a 400, and every
     /// other failure as for any call.
-    #[tracing::instrument(name = "salesforce.query", skip_all)]
+    #[tracing::instrument(level = "debug", name = "salesforce.query", skip_all)]
     pub async fn query(&self, soql: &str) -> Result<QueryPage, SalesforceError> {
         let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
         let path = format!("/query?q={encoded}");
@@ -249,7 +250,7 @@ impl SalesforceClient {
     /// # Errors
     /// [`SalesforceError::PageExpired`] for a locator Salesforce no longer knows, or one that is
     /// not a locator at all (nothing is sent then); the rest as [`Self::query`].
-    #[tracing::instrument(name = "salesforce.query_more", skip_all)]
+    #[tracing::instrument(level = "debug", name = "salesforce.query_more", skip_all)]
     pub async fn query_more(&self, locator: &str) -> Result<QueryPage, SalesforceError> {
         if !is_locator(locator) {
             return Err(SalesforceError::PageExpired);
