@@ -152,6 +152,7 @@ impl Record {
     /// A cancellation: the status, its category, the reason.
     pub(crate) fn cancel(&mut self, status: &str, reason: Option<&str>, now: DateTime<Utc>) {
         self.set_status(status);
+        // Whatever the org's cancellation word, Cancel puts it in the Canceled category.
         self.fields
             .insert("StatusCategory".into(), json!("Canceled"));
         if let Some(reason) = reason {
@@ -176,19 +177,22 @@ impl Record {
         self.touch(now);
     }
 
+    /// Sets Status and moves StatusCategory with it: a default value's own category, a
+    /// cancellation word's (`Cancelled`) Canceled; an org's own value keeps the category the record
+    /// had (the sandbox cannot know which one its org gave it).
     fn set_status(&mut self, status: &str) {
-        let category = CATEGORIES
-            .iter()
-            .find(|(s, _)| s.eq_ignore_ascii_case(status))
-            .map_or("Canceled", |(_, c)| c);
-        // A custom status (`Cancelled`) is in the category its org gave it: here, Canceled.
         let category = if status.to_ascii_lowercase().starts_with("cancel") {
-            "Canceled"
+            Some("Canceled")
         } else {
-            category
+            CATEGORIES
+                .iter()
+                .find(|(s, _)| s.eq_ignore_ascii_case(status))
+                .map(|(_, c)| *c)
         };
         self.fields.insert("Status".into(), json!(status));
-        self.fields.insert("StatusCategory".into(), json!(category));
+        if let Some(category) = category {
+            self.fields.insert("StatusCategory".into(), json!(category));
+        }
     }
 
     fn touch(&mut self, now: DateTime<Utc>) {

@@ -166,6 +166,16 @@ async fn cancelling_and_a_users_change_show_in_the_record() {
     assert_eq!(records[1]["CancellationReason"], "Patient request");
 
     assert!(sandbox.edit_appointment(&first, &json!({"Comments": "rebooked by phone"})));
+    // An org's own Status value keeps the category the record had.
+    assert!(sandbox.edit_appointment(&second, &json!({"Status": "Arrived at desk"})));
+    let (_, own) = soql(
+        &sandbox,
+        &token,
+        &format!("SELECT Status, StatusCategory FROM ServiceAppointment WHERE Id = '{second}'"),
+    )
+    .await;
+    assert_eq!(own["records"][0]["Status"], "Arrived at desk");
+    assert_eq!(own["records"][0]["StatusCategory"], "Completed");
     assert!(!sandbox.edit_appointment("08pSB0000000999AAA", &json!({"Comments": "x"})));
     let (_, answer) = soql(
         &sandbox,
