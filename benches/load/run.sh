@@ -2,12 +2,15 @@
 # A load run over HTTP: the release proxy (`serve`, pinned to one core) against the built-in
 # sandbox as a separate process (an upstream that answers at once), driven by wrk on the other
 # core, every request a new booking. Reports the proxy's own CPU time per booking (from
-# /proc/PID/stat), throughput, latency, RSS, and how long the proxy took to start on its store.
+# /proc/PID/stat), throughput, latency, RSS, how long the proxy took to start on its store, and
+# what a synced write costs on the disk DB_DIR is on (a tmpfs such as /dev/shm makes it nothing,
+# which leaves the proxy's own work).
 #
 #   cargo build --release
 #   bash benches/load/run.sh [DB_DIR] [SECONDS] [CONNECTIONS]
 #   FSP_LOAD_DELAY_MS=N ...   each connection waits N ms after each answer (a rate below the peak)
 #   FSP_LOAD_GET=/fhir/metadata ...   that GET instead of bookings
+#   FSP_LOAD_METRICS=FILE ...   keep the proxy's /metrics (store and Salesforce latencies)
 #
 # DB_DIR holds (or gets) appointments.db: run it on a fresh directory, and on one the store
 # benchmark filled (`FSP_BENCH_DIR=DIR cargo bench --bench store`) to see the cost with a
@@ -52,6 +55,23 @@ TOML
 trap 'kill $sandbox_pid ${proxy_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 0.2   # the sandbox binds at once; this only lets it print its line
 
+# What one synced commit costs on this disk: every group commit of the store pays one fsync, and on
+# a virtual disk that is tens to hundreds of µs of the process's own CPU (kernel time), which
+# varies with the host. Measured where the store lives.
+python3 - "$db_dir" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], ".fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+wall, cpu = time.perf_counter(), time.process_time()
+for i in range(200):
+    os.pwrite(fd, b"x" * 4096, i * 4096)
+    os.fsync(fd)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+os.close(fd)
+os.unlink(path)
+print(f"this disk: a 4 KiB write + fsync takes {wall / 200 * 1e6:.0f} µs, {cpu / 200 * 1e6:.0f} µs of CPU")
+PY
+
 started=$(date +%s.%N)
 FSP_SALESFORCE__CLIENT_SECRET=sandbox-secret RUST_LOG=info \
   pin 1 "$bin" serve --config "$work/proxy.toml" 2>"$work/proxy.log" &
@@ -88,5 +108,8 @@ before, after, hz, requests = map(float, sys.argv[1:])
 cpu = (after - before) / hz
 print(f"proxy CPU: {cpu:.2f} s for {requests:.0f} requests = {cpu / requests * 1e6:.0f} µs per request")
 PY
-echo "proxy RSS now $(rss VmRSS), peak $(rss VmHWM) at $connections connections"
+echo "proxy RSS now $(rss VmRSS), peak $(rss VmHWM) at $connections connections" \
+  "(anonymous $(rss RssAnon), file-backed $(rss RssFile); $(awk '$1 == "Threads:" {print $2}' /proc/$proxy_pid/status) threads)"
 [ -z "${FSP_LOAD_LOG:-}" ] || cp "$work/proxy.log" "$FSP_LOAD_LOG"
+# FSP_LOAD_METRICS=FILE keeps the proxy's /metrics after the run (store and Salesforce latencies).
+[ -z "${FSP_LOAD_METRICS:-}" ] || curl -s "http://127.0.0.1:$proxy_port/metrics" > "$FSP_LOAD_METRICS"

@@ -1,11 +1,13 @@
-//! The embedded engine: SQLite in one file, in write-ahead-log mode, synced on every commit.
+//! The embedded engine: SQLite in one file, in write-ahead-log mode, synced on every commit that
+//! records something (see [`Durability`]).
 //!
 //! SQLite is a blocking library, and actix workers must never block, so the store works on threads
 //! of its own and callers await answers over channels:
 //! - one **writer** thread owns the only writing connection. It takes every write waiting in its
 //!   queue (up to [`MAX_BATCH`]) into one transaction and commits once: concurrent bookings share
 //!   one sync of the log (group commit). Each write is answered only after that commit is
-//!   durable. Writes almost never fail, so a batch runs without savepoints (which cost a copy of
+//!   durable (or, for a batch of claims alone, written to the log: see [`Durability`]). Writes
+//!   almost never fail, so a batch runs without savepoints (which cost a copy of
 //!   every page a write touches); when one does fail, the batch is rolled back and run again with
 //!   each write in a savepoint of its own, so that the failure undoes that write alone.
 //! - [`READERS`] **reader** threads, each with its own connection, answer reads; in WAL mode they
@@ -13,14 +15,19 @@
 //!
 //! The log is copied back into the database file by SQLite's own automatic checkpoint, every
 //! 1,000 pages, on the writer.
+//!
+//! The queues are tokio's channels, received with `blocking_recv`: an idle thread parks at once.
+//! (crossbeam's channels, and std's, which are a port of them, yield the CPU a few times before
+//! parking: on a busy core each yield is a context switch, about 5 % of a booking's CPU.)
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
 use super::{
@@ -41,6 +48,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Appointment records deleted per transaction by a purge, so it never holds up bookings long.
 const PURGE_CHUNK: usize = 1000;
 
+/// When a write reaches the disk.
+///
+/// A sync costs a virtual disk tens to hundreds of µs of the process's own CPU, and at a low rate
+/// every batch holds one write: a booking's claim and its record would each pay one. A claim is
+/// needed only while its booking runs: written to the log (without a sync) it is already seen by
+/// every connection and every process on the file, and survives this process dying; the next
+/// synced commit, at the latest the booking's own record, puts it on disk. Only a crash of the
+/// machine in between loses it, and with it a protection that lasts `claim_timeout_secs` anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// On disk before it is answered: appointments, tokens, assertion ids, purges, imports.
+    Synced,
+    /// In the log when answered, on disk with the next synced commit: claims and their release.
+    WithNextSync,
+}
+
 /// One write waiting for the writer.
 type WriteJob = Box<dyn Write>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -52,11 +75,14 @@ trait Write: Send {
     fn run(&mut self, connection: &Connection, isolated: bool) -> bool;
     /// Answers the caller: the write's result if the batch was committed, else why not.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+    /// When the write must reach the disk.
+    fn durability(&self) -> Durability;
 }
 
 /// A write of `f`, answered on `answer`.
 struct Pending<T, F> {
     f: F,
+    durability: Durability,
     result: Option<Result<T, StoreError>>,
     answer: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -84,13 +110,17 @@ where
             (Ok(()), None) => Err(StoreError::closed()),
         });
     }
+
+    fn durability(&self) -> Durability {
+        self.durability
+    }
 }
 
 /// The SQLite engine: channels to its writer and readers. When the last handle is dropped, the
 /// threads finish their queues and close their connections.
 pub(super) struct Sqlite {
-    writes: Sender<WriteJob>,
-    reads: Sender<ReadJob>,
+    writes: UnboundedSender<WriteJob>,
+    reads: UnboundedSender<ReadJob>,
 }
 
 impl Sqlite {
@@ -110,14 +140,21 @@ impl Sqlite {
         writer
             .execute_batch("PRAGMA cache_size = -8192;")
             .map_err(|e| engine_error(&e))?;
-        let (writes, queue) = crossbeam_channel::unbounded::<WriteJob>();
-        spawn("store-writer", move || write_loop(&writer, &queue))?;
-        let (reads, queue) = crossbeam_channel::unbounded::<ReadJob>();
+        let (writes, mut queue) = unbounded_channel::<WriteJob>();
+        spawn("store-writer", move || write_loop(&writer, &mut queue))?;
+        let (reads, queue) = unbounded_channel::<ReadJob>();
+        // The readers take turns waiting on the one queue.
+        let queue = Arc::new(Mutex::new(queue));
         for n in 0..READERS {
             let connection = connect(path)?;
-            let queue = queue.clone();
+            let queue = Arc::clone(&queue);
             spawn(&format!("store-reader-{n}"), move || {
-                while let Ok(job) = queue.recv() {
+                loop {
+                    let next = queue
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .blocking_recv();
+                    let Some(job) = next else { break };
                     job(&connection);
                 }
             })?;
@@ -138,14 +175,25 @@ impl Sqlite {
         answered.await.map_err(|_| StoreError::closed())?
     }
 
-    /// Runs `f` in the writer's next transaction, answered once that has been committed.
+    /// Runs `f` in the writer's next transaction, answered once that has been committed and
+    /// synced.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_with(Durability::Synced, f).await
+    }
+
+    /// Runs `f` in the writer's next transaction, answered once that has been committed (to the
+    /// log; synced with the next synced commit).
+    async fn write_with<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.writes
-            .send(write_job(f, answer))
+            .send(write_job(durability, f, answer))
             .map_err(|_| StoreError::closed())?;
         answered.await.map_err(|_| StoreError::closed())?
     }
@@ -191,7 +239,7 @@ impl Sqlite {
         let (tenant, keys, owner) = (tenant.to_owned(), keys.to_vec(), owner.to_owned());
         // One writer: nothing can come between these statements, on this replica or another
         // (a second process on the same file waits for the write lock).
-        self.write(move |c| {
+        self.write_with(Durability::WithNextSync, move |c| {
             let booked = find(c, &tenant, &keys)?;
             if !booked.is_empty() {
                 return Ok(ClaimResult::Booked(booked));
@@ -259,7 +307,10 @@ impl Sqlite {
 
     pub(super) async fn release(&self, tenant: &str, claim: &Held) -> Result<(), StoreError> {
         let (tenant, claim) = (tenant.to_owned(), claim.clone());
-        self.write(move |c| release(c, &tenant, &claim)).await
+        self.write_with(Durability::WithNextSync, move |c| {
+            release(c, &tenant, &claim)
+        })
+        .await
     }
 
     /// Releases a claim without waiting for the commit (from a `Drop`).
@@ -267,9 +318,11 @@ impl Sqlite {
         let tenant = tenant.to_owned();
         let (answer, _) = oneshot::channel();
         // A closed store has nothing left to release.
-        let _ = self
-            .writes
-            .send(write_job(move |c| release(c, &tenant, &claim), answer));
+        let _ = self.writes.send(write_job(
+            Durability::WithNextSync,
+            move |c| release(c, &tenant, &claim),
+            answer,
+        ));
     }
 
     pub(super) async fn insert_token(
@@ -427,11 +480,13 @@ impl Sqlite {
 
 /// A write job that runs `f` in the batch's transaction and answers once the batch is committed.
 fn write_job<T: Send + 'static>(
+    durability: Durability,
     f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     answer: oneshot::Sender<Result<T, StoreError>>,
 ) -> WriteJob {
     Box::new(Pending {
         f,
+        durability,
         result: None,
         answer,
     })
@@ -439,8 +494,8 @@ fn write_job<T: Send + 'static>(
 
 /// The writer: waits for a write, takes every other one waiting with it, and commits them
 /// together.
-fn write_loop(connection: &Connection, queue: &Receiver<WriteJob>) {
-    while let Ok(first) = queue.recv() {
+fn write_loop(connection: &Connection, queue: &mut UnboundedReceiver<WriteJob>) {
+    while let Some(first) = queue.blocking_recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -457,7 +512,8 @@ fn write_loop(connection: &Connection, queue: &Receiver<WriteJob>) {
 }
 
 /// Runs a batch in one transaction and commits it: first without savepoints; if a write fails,
-/// again from the start with each write in a savepoint.
+/// again from the start with each write in a savepoint. The commit is synced unless every write
+/// in the batch can wait for the next synced one ([`Durability`]).
 fn run_batch(connection: &Connection, batch: &mut [WriteJob]) -> Result<(), StoreError> {
     let statement = |sql: &str| -> Result<(), StoreError> {
         connection
@@ -466,6 +522,16 @@ fn run_batch(connection: &Connection, batch: &mut [WriteJob]) -> Result<(), Stor
             .map(|_| ())
             .map_err(|e| engine_error(&e))
     };
+    let synced = batch
+        .iter()
+        .any(|job| job.durability() == Durability::Synced);
+    // Set between transactions; FULL syncs the log at each commit, NORMAL leaves that to the
+    // next FULL commit or checkpoint.
+    statement(if synced {
+        "PRAGMA synchronous = FULL"
+    } else {
+        "PRAGMA synchronous = NORMAL"
+    })?;
     let commit = || {
         statement("COMMIT").inspect_err(|_| {
             let _ = statement("ROLLBACK");
@@ -711,6 +777,7 @@ mod tests {
     fn insert(x: i64, fail: bool) -> (WriteJob, oneshot::Receiver<Result<(), StoreError>>) {
         let (answer, answered) = oneshot::channel();
         let job = write_job(
+            Durability::Synced,
             move |c| {
                 c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
                 if fail {
@@ -752,6 +819,46 @@ mod tests {
         assert!(a_answer.blocking_recv().unwrap().is_ok());
         assert!(b_answer.blocking_recv().unwrap().is_err());
         assert!(d_answer.blocking_recv().unwrap().is_ok());
+    }
+
+    /// The connection's `synchronous` setting: 2 is FULL (synced at commit), 1 NORMAL.
+    fn synchronous(c: &Connection) -> i64 {
+        c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+    }
+
+    fn unsynced_insert(x: i64) -> (WriteJob, oneshot::Receiver<Result<(), StoreError>>) {
+        let (answer, answered) = oneshot::channel();
+        let job = write_job(
+            Durability::WithNextSync,
+            move |c| c.execute("INSERT INTO t (x) VALUES (?1)", [x]).map(|_| ()),
+            answer,
+        );
+        (job, answered)
+    }
+
+    #[test]
+    fn a_batch_is_synced_unless_every_write_in_it_may_wait_for_the_next_sync() {
+        let c = table();
+        let (a, a_answer) = unsynced_insert(1);
+        let (b, b_answer) = unsynced_insert(2);
+        let mut batch = vec![a, b];
+        let committed = run_batch(&c, &mut batch);
+        finish(batch, committed);
+        assert_eq!(synchronous(&c), 1, "claims alone: committed without a sync");
+        let (d, d_answer) = insert(3, false);
+        let (e, e_answer) = unsynced_insert(4);
+        let mut batch = vec![d, e];
+        let committed = run_batch(&c, &mut batch);
+        finish(batch, committed);
+        assert_eq!(
+            synchronous(&c),
+            2,
+            "a record among them: the commit is synced"
+        );
+        assert_eq!(rows(&c), [1, 2, 3, 4]);
+        for answer in [a_answer, b_answer, d_answer, e_answer] {
+            assert!(answer.blocking_recv().unwrap().is_ok());
+        }
     }
 
     #[test]
