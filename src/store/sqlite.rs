@@ -7,8 +7,8 @@
 //!   queue (up to [`MAX_BATCH`]) into one transaction and commits once: concurrent bookings share
 //!   one sync of the log (group commit). Each write is answered only after that commit is
 //!   durable (or, for a batch of claims alone, written to the log: see [`Durability`]). Writes
-//!   almost never fail, so a batch runs without savepoints (which cost a copy of
-//!   every page a write touches); when one does fail, the batch is rolled back and run again with
+//!   almost never fail, so a batch runs without savepoints (which cost a copy of every page a
+//!   write touches); when one does fail, the batch is rolled back and run again with
 //!   each write in a savepoint of its own, so that the failure undoes that write alone.
 //! - [`READERS`] **reader** threads, each with its own connection, answer reads; in WAL mode they
 //!   read the last commit while the writer writes the next.
@@ -22,11 +22,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 
@@ -773,11 +773,20 @@ mod tests {
         connection
     }
 
-    /// A write that inserts `x`, then fails when `fail`.
+    /// A synced write that inserts `x`, then fails when `fail`.
     fn insert(x: i64, fail: bool) -> (WriteJob, oneshot::Receiver<Result<(), StoreError>>) {
+        insert_with(Durability::Synced, x, fail)
+    }
+
+    /// A write of `durability` that inserts `x`, then fails when `fail`.
+    fn insert_with(
+        durability: Durability,
+        x: i64,
+        fail: bool,
+    ) -> (WriteJob, oneshot::Receiver<Result<(), StoreError>>) {
         let (answer, answered) = oneshot::channel();
         let job = write_job(
-            Durability::Synced,
+            durability,
             move |c| {
                 c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
                 if fail {
@@ -827,13 +836,7 @@ mod tests {
     }
 
     fn unsynced_insert(x: i64) -> (WriteJob, oneshot::Receiver<Result<(), StoreError>>) {
-        let (answer, answered) = oneshot::channel();
-        let job = write_job(
-            Durability::WithNextSync,
-            move |c| c.execute("INSERT INTO t (x) VALUES (?1)", [x]).map(|_| ()),
-            answer,
-        );
-        (job, answered)
+        insert_with(Durability::WithNextSync, x, false)
     }
 
     #[test]
