@@ -495,6 +495,7 @@ fn write_job<T: Send + 'static>(
 /// The writer: waits for a write, takes every other one waiting with it, and commits them
 /// together.
 fn write_loop(connection: &Connection, queue: &mut UnboundedReceiver<WriteJob>) {
+    let mut writer = Writer::new(connection);
     while let Some(first) = queue.blocking_recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -504,54 +505,78 @@ fn write_loop(connection: &Connection, queue: &mut UnboundedReceiver<WriteJob>) 
                 Err(_) => break,
             }
         }
-        let committed = run_batch(connection, &mut batch);
+        let committed = writer.run_batch(&mut batch);
         for job in batch {
             job.finish(committed.clone());
         }
     }
 }
 
-/// Runs a batch in one transaction and commits it: first without savepoints; if a write fails,
-/// again from the start with each write in a savepoint. The commit is synced unless every write
-/// in the batch can wait for the next synced one ([`Durability`]).
-fn run_batch(connection: &Connection, batch: &mut [WriteJob]) -> Result<(), StoreError> {
-    let statement = |sql: &str| -> Result<(), StoreError> {
-        connection
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
-            .map(|_| ())
-            .map_err(|e| engine_error(&e))
-    };
-    let synced = batch
-        .iter()
-        .any(|job| job.durability() == Durability::Synced);
-    // Set between transactions; FULL syncs the log at each commit, NORMAL leaves that to the
-    // next FULL commit or checkpoint.
-    statement(if synced {
-        "PRAGMA synchronous = FULL"
-    } else {
-        "PRAGMA synchronous = NORMAL"
-    })?;
-    let commit = || {
-        statement("COMMIT").inspect_err(|_| {
-            let _ = statement("ROLLBACK");
-        })
-    };
-    statement("BEGIN IMMEDIATE")?;
-    if batch.iter_mut().all(|job| job.run(connection, false)) {
-        return commit();
+/// The writer's connection, and the `synchronous` level last set on it.
+struct Writer<'c> {
+    connection: &'c Connection,
+    /// `Some(true)` for FULL, `Some(false)` for NORMAL. Set again only when a batch needs the
+    /// other level: a pragma is compiled anew each time it runs, which cost about a fifteenth of
+    /// the writer's time when it was set before every batch.
+    synced: Option<bool>,
+}
+
+impl<'c> Writer<'c> {
+    fn new(connection: &'c Connection) -> Self {
+        Writer {
+            connection,
+            synced: None,
+        }
     }
-    // Undone whole (it may have failed half-way); SQLite may have rolled it back already.
-    let _ = statement("ROLLBACK");
-    if batch.len() == 1 {
-        // Nothing was kept, and the write's own error answers it.
-        return Ok(());
+
+    /// Runs a batch in one transaction and commits it: first without savepoints; if a write
+    /// fails, again from the start with each write in a savepoint. The commit is synced unless
+    /// every write in the batch can wait for the next synced one ([`Durability`]).
+    fn run_batch(&mut self, batch: &mut [WriteJob]) -> Result<(), StoreError> {
+        let connection = self.connection;
+        let statement = |sql: &str| -> Result<(), StoreError> {
+            connection
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
+                .map_err(|e| engine_error(&e))
+        };
+        let synced = batch
+            .iter()
+            .any(|job| job.durability() == Durability::Synced);
+        // Set between transactions; FULL syncs the log at each commit, NORMAL leaves that to the
+        // next FULL commit or checkpoint.
+        if self.synced != Some(synced) {
+            connection
+                .execute_batch(if synced {
+                    "PRAGMA synchronous = FULL"
+                } else {
+                    "PRAGMA synchronous = NORMAL"
+                })
+                .map_err(|e| engine_error(&e))?;
+            self.synced = Some(synced);
+        }
+        let commit = || {
+            statement("COMMIT").inspect_err(|_| {
+                let _ = statement("ROLLBACK");
+            })
+        };
+        statement("BEGIN IMMEDIATE")?;
+        if batch.iter_mut().all(|job| job.run(connection, false)) {
+            return commit();
+        }
+        // Undone whole (it may have failed half-way); SQLite may have rolled it back already.
+        let _ = statement("ROLLBACK");
+        if batch.len() == 1 {
+            // Nothing was kept, and the write's own error answers it.
+            return Ok(());
+        }
+        statement("BEGIN IMMEDIATE")?;
+        for job in batch.iter_mut() {
+            job.run(connection, true);
+        }
+        commit()
     }
-    statement("BEGIN IMMEDIATE")?;
-    for job in batch.iter_mut() {
-        job.run(connection, true);
-    }
-    commit()
 }
 
 /// Runs one write in a savepoint, so that its failure undoes it alone.
@@ -821,7 +846,7 @@ mod tests {
         let (b, b_answer) = insert(2, true);
         let (d, d_answer) = insert(3, false);
         let mut batch = vec![a, b, d];
-        let committed = run_batch(&c, &mut batch);
+        let committed = Writer::new(&c).run_batch(&mut batch);
         assert!(committed.is_ok());
         finish(batch, committed);
         assert_eq!(rows(&c), [1, 3]);
@@ -842,26 +867,52 @@ mod tests {
     #[test]
     fn a_batch_is_synced_unless_every_write_in_it_may_wait_for_the_next_sync() {
         let c = table();
-        let (a, a_answer) = unsynced_insert(1);
-        let (b, b_answer) = unsynced_insert(2);
-        let mut batch = vec![a, b];
-        let committed = run_batch(&c, &mut batch);
-        finish(batch, committed);
-        assert_eq!(synchronous(&c), 1, "claims alone: committed without a sync");
-        let (d, d_answer) = insert(3, false);
-        let (e, e_answer) = unsynced_insert(4);
-        let mut batch = vec![d, e];
-        let committed = run_batch(&c, &mut batch);
-        finish(batch, committed);
+        let mut writer = Writer::new(&c);
+        let mut answers = Vec::new();
+        let mut run = |jobs: Vec<(WriteJob, oneshot::Receiver<Result<(), StoreError>>)>| {
+            let (mut batch, these): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+            let committed = writer.run_batch(&mut batch);
+            finish(batch, committed);
+            answers.extend(these);
+            synchronous(&c)
+        };
         assert_eq!(
-            synchronous(&c),
+            run(vec![unsynced_insert(1), unsynced_insert(2)]),
+            1,
+            "claims alone: committed without a sync"
+        );
+        assert_eq!(
+            run(vec![insert(3, false), unsynced_insert(4)]),
             2,
             "a record among them: the commit is synced"
         );
-        assert_eq!(rows(&c), [1, 2, 3, 4]);
-        for answer in [a_answer, b_answer, d_answer, e_answer] {
+        assert_eq!(run(vec![insert(5, false)]), 2);
+        assert_eq!(
+            run(vec![unsynced_insert(6)]),
+            1,
+            "back to unsynced after synced batches"
+        );
+        assert_eq!(rows(&c), [1, 2, 3, 4, 5, 6]);
+        for answer in answers {
             assert!(answer.blocking_recv().unwrap().is_ok());
         }
+    }
+
+    #[test]
+    fn the_sync_level_is_set_only_when_a_batch_needs_the_other() {
+        let c = table();
+        let mut writer = Writer::new(&c);
+        let (a, _a) = insert(1, false);
+        writer.run_batch(&mut [a]).unwrap();
+        // Changed behind the writer's back: a writer that set the level before every batch
+        // would put it back to FULL for the next synced batch.
+        c.execute_batch("PRAGMA synchronous = OFF").unwrap();
+        let (b, _b) = insert(2, false);
+        writer.run_batch(&mut [b]).unwrap();
+        assert_eq!(synchronous(&c), 0, "the same level again: no pragma run");
+        let (d, _d) = unsynced_insert(3);
+        writer.run_batch(&mut [d]).unwrap();
+        assert_eq!(synchronous(&c), 1);
     }
 
     #[test]
@@ -869,14 +920,14 @@ mod tests {
         let c = table();
         let (b, b_answer) = insert(2, true);
         let mut batch = vec![b];
-        let committed = run_batch(&c, &mut batch);
+        let committed = Writer::new(&c).run_batch(&mut batch);
         finish(batch, committed);
         assert!(rows(&c).is_empty());
         assert!(b_answer.blocking_recv().unwrap().is_err());
         // The connection is usable afterwards: no transaction was left open.
         let (a, a_answer) = insert(1, false);
         let mut batch = vec![a];
-        let committed = run_batch(&c, &mut batch);
+        let committed = Writer::new(&c).run_batch(&mut batch);
         finish(batch, committed);
         assert_eq!(rows(&c), [1]);
         assert!(a_answer.blocking_recv().unwrap().is_ok());
